@@ -1,0 +1,158 @@
+# Shell helpers for the integration tests; sourced, not run:  . "$(dirname "$0")/lib.sh"
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Sets: top_srcdir, top_builddir (from the environment, as `make check` exports them, or
+# derived from this file's location), PATH with $top_builddir/tools first, CAIRN_KDF=test
+# (cheap key derivation) unless already set, and T, a scratch directory removed on exit
+# (kept, and its name printed, when CAIRN_KEEP_TMP=1).
+# Exit codes follow automake: 0 pass, 1 fail, 77 skip, 99 hard error.
+#
+# Helpers:
+#   fail MSG...                 print "FAIL: MSG" to stderr, exit 1
+#   skip WHY...                 print "SKIP: WHY", exit 77
+#   require_cmd CMD...          skip unless every CMD is on PATH
+#   require_fuse                skip unless /dev/fuse is usable and fusermount3 exists
+#   on_exit CMD...              run CMD at exit (before T is removed; last added runs first),
+#                               e.g. on_exit fusermount3 -u "$T/mnt"
+#   expect_fail CODE CMD...     run CMD, stderr into $T/stderr; fail unless it exits CODE
+#   expect_stderr_match REGEX   fail unless $T/stderr matches the extended REGEX
+#   check_sanitizer_log FILE... fail if a FILE holds an ASan/UBSan/LSan report (a FILE that
+#                               does not exist counts as clean)
+
+set -eu
+
+# --- where we are -------------------------------------------------------------------------
+# bash knows the file being sourced; other shells fall back to the test script's own path
+# (tests live next to this file).
+# shellcheck disable=SC2128,SC3028 # BASH_SOURCE (bash only) as a scalar: the sourced file
+_cairn_lib_dir=$(cd "$(dirname "${BASH_SOURCE:-$0}")" && pwd)
+top_srcdir=${top_srcdir:-$(cd "$_cairn_lib_dir/../.." && pwd)}
+top_builddir=${top_builddir:-$top_srcdir}
+export top_srcdir top_builddir
+
+PATH="$top_builddir/tools:$PATH"
+export PATH
+CAIRN_KDF=${CAIRN_KDF:-test}
+export CAIRN_KDF
+
+# --- scratch directory and cleanup --------------------------------------------------------
+T=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test.XXXXXX") || {
+	echo "ERROR: mktemp failed" >&2
+	exit 99
+}
+export T
+_cairn_on_exit=
+
+on_exit()
+{
+	# Stored as one quoted command line per entry; run newest first.
+	_cairn_cmd=
+	for _cairn_arg in "$@"; do
+		_cairn_cmd="$_cairn_cmd '$(printf '%s' "$_cairn_arg" | sed "s/'/'\\\\''/g")'"
+	done
+	_cairn_on_exit="$_cairn_cmd
+$_cairn_on_exit"
+}
+
+_cairn_cleanup()
+{
+	_cairn_rc=$?
+	set +e
+	while IFS= read -r _cairn_cmd; do
+		[ -n "$_cairn_cmd" ] && eval "$_cairn_cmd"
+	done <<EOF
+$_cairn_on_exit
+EOF
+	if [ "${CAIRN_KEEP_TMP:-0}" = 1 ]; then
+		echo "keeping scratch directory $T" >&2
+	elif [ -d "$T" ]; then
+		# A mount left behind under $T is not ours to delete through: lazily detach it, and
+		# never let rm cross into another file system.
+		if [ -r /proc/self/mounts ]; then
+			awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/self/mounts |
+				while IFS= read -r _cairn_mnt; do
+					fusermount3 -u -z "$_cairn_mnt" 2>/dev/null ||
+						umount -l "$_cairn_mnt" 2>/dev/null
+				done
+		fi
+		rm -rf --one-file-system "$T" ||
+			echo "warning: could not remove all of $T" >&2
+	fi
+	exit "$_cairn_rc"
+}
+trap _cairn_cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- results ------------------------------------------------------------------------------
+fail()
+{
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+skip()
+{
+	echo "SKIP: $*"
+	exit 77
+}
+
+require_cmd()
+{
+	for _cairn_c in "$@"; do
+		command -v "$_cairn_c" >/dev/null 2>&1 || skip "$_cairn_c is not installed"
+	done
+}
+
+require_fuse()
+{
+	[ -c /dev/fuse ] || skip "no /dev/fuse"
+	require_cmd fusermount3
+	# Present is not enough in a container: it must open.
+	{ : </dev/fuse; } 2>/dev/null || skip "/dev/fuse cannot be opened"
+}
+
+# --- assertions ---------------------------------------------------------------------------
+expect_fail()
+{
+	[ $# -ge 2 ] || {
+		echo "ERROR: usage: expect_fail CODE CMD..." >&2
+		exit 99
+	}
+	_cairn_want=$1
+	shift
+	_cairn_got=0
+	"$@" 2>"$T/stderr" || _cairn_got=$?
+	if [ "$_cairn_got" != "$_cairn_want" ]; then
+		echo "--- stderr of: $*" >&2
+		cat "$T/stderr" >&2
+		echo "---" >&2
+		fail "expected exit $_cairn_want, got $_cairn_got: $*"
+	fi
+}
+
+expect_stderr_match()
+{
+	[ -f "$T/stderr" ] || fail "expect_stderr_match: no \$T/stderr (run expect_fail first)"
+	if ! grep -Eq -- "$1" "$T/stderr"; then
+		echo "--- stderr:" >&2
+		cat "$T/stderr" >&2
+		echo "---" >&2
+		fail "stderr does not match /$1/"
+	fi
+}
+
+check_sanitizer_log()
+{
+	for _cairn_log in "$@"; do
+		[ -f "$_cairn_log" ] || continue
+		if grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+			"$_cairn_log"; then
+			echo "--- sanitizer report in $_cairn_log:" >&2
+			cat "$_cairn_log" >&2
+			echo "---" >&2
+			fail "sanitizer report in $_cairn_log"
+		fi
+	done
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Shared pieces of the command-line front ends: opening a repository location, getting the
+ * passphrase (CAIRN_PASSPHRASE, --passphrase-file, or a prompt on the terminal), and the
+ * exit codes.
+ *
+ * Exit codes of every tool: 0 success, 1 failure (the cause is printed on stderr as one line
+ * per problem, naming the object), 2 usage error.
+ */
+#pragma once
+
+#include "backend.h"
+#include "keys.h"
+
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+#define PASSPHRASE_MAX 1024
+
+/* Open "/path", "./path" or "file:///path" as a local directory backend. */
+int tool_open_backend(const char *location, bool create, struct backend **ret);
+
+/*
+ * Get the passphrase into out (NUL-terminated). Sources, in order: the file (first line),
+ * $CAIRN_PASSPHRASE, a prompt on /dev/tty (twice when confirm is set). Returns 0, -ENOENT
+ * (no source available: not on a terminal), -EINVAL (empty, or the two entries differ),
+ * or -errno reading the file.
+ */
+int tool_passphrase(const char *file, bool confirm, char out[PASSPHRASE_MAX]);
+
+/* The KDF strength from --kdf or $CAIRN_KDF, default moderate. */
+int tool_kdf(const char *arg, enum kdf_strength *ret);
+
+/* Parse "64M", "1G", "4096" into bytes (binary units). Returns 0 or -EINVAL. */
+int tool_parse_size(const char *s, uint64_t *ret);
+
+struct store;
+/* Open a repository: location, passphrase (see tool_passphrase, used only when the
+ * repository is encrypted), cache directory (NULL: default). Errors are printed. */
+int tool_open_store(const char *location, const char *passphrase_file, const char *cache_dir,
+		    bool read_only, struct store **ret);
+
+/* Commands. argv[0] is the command name. */
+int cmd_mkfs(int argc, char **argv);
+int cmd_info(int argc, char **argv);
