@@ -52,7 +52,8 @@ struct backend_type {
 		   struct buf *ret);
 	int (*head)(struct backend *b, const char *key, uint64_t *ret_size);
 	int (*del)(struct backend *b, const char *key);
-	/* Every key that starts with prefix ("" lists all). */
+	/* Every key that starts with prefix ("" lists all). A prefix that no well-formed key
+	 * can start with (see backend_prefix_valid) is -EINVAL. */
 	int (*list)(struct backend *b, const char *prefix, backend_list_fn fn, void *userdata);
 	void (*free)(struct backend *b);
 };
@@ -96,6 +97,9 @@ static inline void backend_freep(struct backend **b)
 
 /* Returns true if key is well formed (see above). */
 bool backend_key_valid(const char *key);
+/* Returns true if prefix is "" or the beginning of some well-formed key: at most 1024 bytes
+ * of the key alphabet, and every complete segment (one followed by '/') is well formed. */
+bool backend_prefix_valid(const char *prefix);
 
 /*
  * A directory on a local filesystem. create: make the directory if missing (mkfs).
@@ -107,21 +111,24 @@ int backend_local_open(const char *path, bool create, struct backend **ret);
 int backend_mem_new(struct backend **ret);
 
 /*
- * The fault-injecting wrapper. It takes ownership of inner. By default it passes everything
- * through; the setters below arm faults. Counting starts at the first call after arming.
+ * The fault-injecting wrapper. It takes ownership of inner (on success only). By default it
+ * passes everything through; the setters below arm faults. Counting starts at the first call
+ * after arming.
  */
 enum backend_op { BACKEND_OP_PUT, BACKEND_OP_GET, BACKEND_OP_HEAD, BACKEND_OP_DEL,
 		  BACKEND_OP_LIST, _BACKEND_OP_MAX };
 int backend_fault_new(struct backend *inner, struct backend **ret);
-/* The next `count` calls of op whose key starts with prefix (NULL: any) fail with error. */
+/* The next `count` calls of op whose key (for list: prefix) starts with prefix (NULL: any)
+ * fail with error. */
 void backend_fault_fail(struct backend *b, enum backend_op op, const char *prefix, int error,
 			unsigned count);
 /* After `after` more successful puts, every further operation fails with -EIO, as if the
  * process had died there ("crash point"). after = 0 crashes at the next put. */
 void backend_fault_crash_after_puts(struct backend *b, unsigned after);
-/* Flip one bit of the object at offset when it is next read by get (corruption in transit). */
+/* Flip one bit (bit 0) of the byte at offset of key, once, in the data returned by the next
+ * get of key whose range covers offset (corruption in transit). */
 void backend_fault_flip_on_get(struct backend *b, const char *key, uint64_t offset);
-/* Clear every armed fault. */
+/* Clear every armed fault, and a crash that has happened. */
 void backend_fault_reset(struct backend *b);
-/* How many calls of op reached the wrapper (for tests). */
+/* How many calls of op reached the wrapper (for tests). backend_fault_reset() keeps them. */
 unsigned backend_fault_calls(struct backend *b, enum backend_op op);

@@ -213,6 +213,7 @@ static bool find_pack(const char *dir, char *out, size_t len)
 
 static void flip_byte(const char *path, off_t off)
 {
+	chmod(path, 0644); /* objects are stored read-only */
 	int fd = open(path, O_RDWR);
 	uint8_t c;
 	tap_require(fd >= 0 && pread(fd, &c, 1, off) == 1);
@@ -248,6 +249,7 @@ static void test_corruption(void)
 	flip_byte(pack, 100);
 
 	/* A truncated pack. */
+	chmod(pack, 0644);
 	tap_require(stat(pack, &st) == 0 && truncate(pack, st.st_size - 5000) == 0);
 	tap_require(open_repo(&r, NULL, true, false, &s) == 0);
 	last_error[0] = 0;
