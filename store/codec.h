@@ -44,12 +44,13 @@ struct codec {
 	uint8_t *id_key_data; /* CODEC_KEY_SIZE bytes each, sodium_malloc'd */
 	uint8_t *id_key_tree;
 	uint8_t *seal_key;
+	uint8_t *pack_key; /* key of codec_hash_*() (SUBKEY_PACK) */
 };
 
 /* Initialise the library (sodium_init). Returns 0 or -EIO. Safe to call more than once. */
 int codec_global_init(void);
 
-/* A codec using three keys derived from a 32-byte master key (see keys.h). Returns 0,
+/* A codec using four keys derived from a 32-byte master key (see keys.h). Returns 0,
  * -ENOMEM. The master key is not kept. */
 int codec_init(struct codec *c, const uint8_t master_key[32], bool encrypted);
 /* Wipe and free the keys. */
@@ -72,12 +73,12 @@ int codec_decode_blob(const struct codec *c, enum blob_type type, const struct b
  * open returns -EBADMSG on any mismatch. */
 int codec_seal(const struct codec *c, const void *ad, size_t adlen, const void *data, size_t len,
 	       struct buf *ret);
-int codec_open(const struct codec *c, const void *ad, size_t adlen, const void *sealed,
-	       size_t len, struct buf *ret);
+int codec_open(const struct codec *c, const void *ad, size_t adlen, const void *sealed, size_t len,
+	       struct buf *ret);
 /* Bytes added by codec_seal. */
 size_t codec_seal_overhead(const struct codec *c);
 
-/* Keyed BLAKE2b-256 streaming hash, used for pack names. */
+/* Keyed (SUBKEY_PACK) BLAKE2b-256 streaming hash, used for pack names. */
 struct codec_hash {
 	uint8_t state[384] __attribute__((aligned(64)));
 };

@@ -149,7 +149,7 @@ static int latest_cb(const char *key, uint64_t size, void *ud)
 	uint64_t *max = ud;
 	const char *p = key + strlen("commits/");
 	char *end;
-	if (strlen(p) != 20)
+	if (strlen(p) != 20 || strspn(p, "0123456789") != 20)
 		return 0; /* not ours: ignore, do not guess */
 	errno = 0;
 	unsigned long long v = strtoull(p, &end, 10);

@@ -91,6 +91,25 @@ static int meta_set(struct index *x, const char *key, const void *blob, size_t l
 	return r;
 }
 
+/* A database with tables but no cairn meta rows is someone else's: never write into it. */
+static int check_foreign(struct index *x)
+{
+	sqlite3_stmt *st;
+	int r = prepare(x,
+			"SELECT (SELECT count(*) FROM sqlite_master),"
+			" (SELECT count(*) FROM sqlite_master WHERE name = 'meta' AND type = 'table')",
+			&st);
+	if (r < 0)
+		return -EBADMSG;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0 && sqlite3_column_int64(st, 1) == 0)
+		r = -EBADMSG;
+	else if (rc != SQLITE_ROW)
+		r = -EBADMSG;
+	sqlite3_finalize(st);
+	return r;
+}
+
 static int check_identity(struct index *x, const uint8_t repo_id[REPO_ID_SIZE])
 {
 	uint8_t have[REPO_ID_SIZE];
@@ -102,7 +121,18 @@ static int check_identity(struct index *x, const uint8_t repo_id[REPO_ID_SIZE])
 		r = meta_set(x, "repo-id", repo_id, REPO_ID_SIZE, 0);
 		return r < 0 ? r : meta_set(x, "version", NULL, 0, INDEX_SCHEMA_VERSION);
 	}
-	return memcmp(have, repo_id, REPO_ID_SIZE) ? -EXDEV : 0;
+	if (memcmp(have, repo_id, REPO_ID_SIZE))
+		return -EXDEV;
+	/* A newer schema is not misread as this one. */
+	sqlite3_stmt *st;
+	r = prepare(x, "SELECT value FROM meta WHERE key = 'version'", &st);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW || sqlite3_column_int64(st, 0) != INDEX_SCHEMA_VERSION)
+		r = -EBADMSG;
+	sqlite3_finalize(st);
+	return r;
 }
 
 int index_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct index **ret)
@@ -121,11 +151,15 @@ int index_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct ind
 		goto fail;
 	}
 	sqlite3_busy_timeout(x->db, 5000);
-	r = exec(x, schema);
+	r = check_foreign(x);
+	if (r >= 0)
+		r = exec(x, schema);
 	if (r >= 0)
 		r = check_identity(x, repo_id);
 	if (r == -EXDEV)
 		log_error("index %s belongs to another repository", path);
+	else if (r == -EIO)
+		r = -EBADMSG; /* the schema did not fit: not a cairn index */
 	if (r >= 0)
 		r = prepare(x, "SELECT p.name, b.type, b.offset, b.length, b.rawlen FROM blobs b"
 			       " JOIN packs p ON p.id = b.pack WHERE b.id = ?",

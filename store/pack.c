@@ -77,6 +77,8 @@ int pack_entries_decode(struct reader *rd, uint64_t pack_size, struct pack_entry
 		return r;
 	if (n > PACK_MAX_ENTRIES || (uint64_t)n * PACK_ENTRY_SIZE > rd->left)
 		return -EBADMSG;
+	if (pack_size && pack_size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE)
+		return -EBADMSG; /* else pack_size - PACK_FOOTER_SIZE below wraps */
 	_cleanup_free_ struct pack_entry *e = calloc(n ? n : 1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
@@ -142,6 +144,11 @@ int pack_key_parse(const char *key, uint8_t ret[PACK_NAME_SIZE])
 		return -EINVAL;
 	if (hex_decode(key + 8, name, sizeof(name)) < 0)
 		return -EINVAL;
+	/* One pack, one key: upper-case hex would name a different object. */
+	char canonical[PACK_KEY_MAX];
+	pack_key(name, canonical);
+	if (strcmp(canonical, key))
+		return -EINVAL;
 	memcpy(ret, name, sizeof(name));
 	return 0;
 }
@@ -168,7 +175,11 @@ int pack_read_trailer(struct backend *b, const struct codec *c, const uint8_t na
 		return log_error_errno(-EBADMSG, "pack %s: corrupt: bad footer (truncated pack?)",
 				       key);
 	uint32_t tlen = get_le32(footer.data);
-	if (tlen < codec_seal_overhead(c) || tlen > size - PACK_HEADER_SIZE - PACK_FOOTER_SIZE)
+	/* Bound it by what any trailer can take, not just by the pack: a hostile footer must
+	 * not make us fetch and allocate gigabytes. */
+	uint64_t tmax = codec_seal_overhead(c) + 4 + (uint64_t)PACK_MAX_ENTRIES * PACK_ENTRY_SIZE;
+	if (tlen < codec_seal_overhead(c) || tlen > tmax ||
+	    tlen > size - PACK_HEADER_SIZE - PACK_FOOTER_SIZE)
 		return log_error_errno(-EBADMSG, "pack %s: corrupt: trailer length %u out of range",
 				       key, tlen);
 	r = backend_get(b, key, size - PACK_FOOTER_SIZE - tlen, tlen, &trailer);

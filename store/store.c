@@ -405,6 +405,10 @@ int store_get(struct store *s, enum blob_type type, const struct blob_id *id, st
 			return log_error_errno(-EBADMSG, "blob %s in pack %s: wrong type %u", hex,
 					       key, loc.type);
 		r = backend_get(s->backend, key, loc.offset, loc.length, &sealed);
+		if (r == -EINVAL)
+			return log_error_errno(-EBADMSG,
+					       "blob %s: pack %s is truncated before offset %" PRIu32,
+					       hex, key, loc.offset);
 		if (r < 0)
 			return log_error_errno(r, "blob %s: reading pack %s: %s", hex, key,
 					       strerror(-r));
@@ -1053,6 +1057,7 @@ int store_sync_index(struct store *s, bool full)
 		r = pack_read_trailer(s->backend, &s->codec, l.v[i].name, &e, &n, &size);
 		if (r == -EBADMSG || r == -ENOENT) {
 			bad++; /* logged naming the pack; fsck reports what it held */
+			r = 0;
 			continue;
 		}
 		if (r >= 0)

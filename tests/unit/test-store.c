@@ -15,15 +15,17 @@
 #include "store.h"
 #include "tap.h"
 
-static char last_error[1024];
+/* Every error logged since the test last cleared it, one per line. */
+static char last_error[8192];
 static void capture(enum log_level level, const char *msg)
 {
-	if (level <= LOG_ERR)
-		snprintf(last_error, sizeof(last_error), "%s", msg);
+	size_t n = strlen(last_error);
+	if (level <= LOG_ERR && n < sizeof(last_error) - 1)
+		snprintf(last_error + n, sizeof(last_error) - n, "%s\n", msg);
 }
 
 static const char pass[] = "correct horse";
-static char root[256];
+static char scratch[256];
 static int n_repo;
 
 struct repo {
@@ -39,8 +41,8 @@ static void new_repo(struct repo *r, bool encrypted)
 					 .passlen = strlen(pass),
 					 .kdf = KDF_TEST,
 					 .pack_size = 256 * 1024};
-	snprintf(r->dir, sizeof(r->dir), "%s/repo%d", root, n_repo);
-	snprintf(r->cache, sizeof(r->cache), "%s/cache%d", root, n_repo++);
+	snprintf(r->dir, sizeof(r->dir), "%s/repo%d", scratch, n_repo);
+	snprintf(r->cache, sizeof(r->cache), "%s/cache%d", scratch, n_repo++);
 	tap_require(backend_local_open(r->dir, true, &b) == 0);
 	tap_require(store_create(b, &o, id) == 0);
 	backend_free(b);
@@ -188,7 +190,7 @@ static void test_round_trip(bool encrypted)
 static bool find_pack(const char *dir, char *out, size_t len)
 {
 	char d[400];
-	snprintf(d, sizeof(d), "%s/data", dir);
+	snprintf(d, sizeof(d), "%.380s/data", dir);
 	DIR *top = opendir(d);
 	struct dirent *a, *b;
 	bool found = false;
@@ -196,11 +198,11 @@ static bool find_pack(const char *dir, char *out, size_t len)
 		if (a->d_name[0] == '.')
 			continue;
 		char sub[700];
-		snprintf(sub, sizeof(sub), "%s/%s", d, a->d_name);
+		snprintf(sub, sizeof(sub), "%.400s/%.255s", d, a->d_name);
 		DIR *dd = opendir(sub);
 		while (dd && !found && (b = readdir(dd)))
 			if (b->d_name[0] != '.') {
-				snprintf(out, len, "%s/%s", sub, b->d_name);
+				snprintf(out, len, "%.500s/%.255s", sub, b->d_name);
 				found = true;
 			}
 		if (dd)
@@ -333,11 +335,11 @@ static void test_passphrase_and_lock(void)
 	is_int(store_create(b, &co, id), -EEXIST, "mkfs refuses an existing repository");
 	backend_free(b);
 	char other[400];
-	snprintf(other, sizeof(other), "%s/notempty", root);
+	snprintf(other, sizeof(other), "%s/notempty", scratch);
 	tap_require(mkdir(other, 0700) == 0);
 	snprintf(other + strlen(other), sizeof(other) - strlen(other), "/file");
 	tap_require(close(open(other, O_CREAT | O_WRONLY, 0600)) == 0);
-	snprintf(other, sizeof(other), "%s/notempty", root);
+	snprintf(other, sizeof(other), "%s/notempty", scratch);
 	tap_require(backend_local_open(other, false, &b) == 0);
 	is_int(store_create(b, &co, id), -ENOTEMPTY, "mkfs refuses a non-empty directory");
 	backend_free(b);
@@ -365,7 +367,6 @@ static void test_crash_points(void)
 	log_set_max_level(0); /* the crashes are expected to complain */
 	for (k = 0; k < 64; k++) {
 		struct backend *inner, *fault;
-		uint64_t seq;
 		tap_require(backend_local_open(r.dir, false, &inner) == 0);
 		tap_require(backend_fault_new(inner, &fault) == 0);
 		tap_require(open_repo(&r, fault, false, true, &s) == 0);
@@ -499,8 +500,8 @@ int main(void)
 	plan_lazy();
 	log_set_sink(capture);
 	const char *tmp = getenv("TMPDIR");
-	snprintf(root, sizeof(root), "%s/cairn-test-store-XXXXXX", tmp ? tmp : "/tmp");
-	tap_require(mkdtemp(root));
+	snprintf(scratch, sizeof(scratch), "%s/cairn-test-store-XXXXXX", tmp ? tmp : "/tmp");
+	tap_require(mkdtemp(scratch));
 
 	test_round_trip(true);
 	test_round_trip(false);
@@ -510,6 +511,6 @@ int main(void)
 	test_upload_failure();
 	test_threads();
 
-	rm_rf(root);
+	rm_rf(scratch);
 	return tap_done();
 }
