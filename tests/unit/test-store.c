@@ -68,6 +68,12 @@ static void fill(uint8_t *p, size_t n, uint64_t seed)
 	}
 }
 
+/* Lengths spread over 1000..19999 bytes, so a generation spans several packs. */
+static size_t blob_len(uint64_t seed, unsigned i)
+{
+	return 1000 + (size_t)((seed * 7919 + i * 104729ull) % 19000);
+}
+
 /* Put n data blobs derived from seed and a tree listing them; return the tree's id. */
 static int put_generation(struct store *s, unsigned n, uint64_t seed, struct blob_id *ret_root)
 {
@@ -75,7 +81,7 @@ static int put_generation(struct store *s, unsigned n, uint64_t seed, struct blo
 	uint8_t data[20000];
 	for (unsigned i = 0; i < n; i++) {
 		struct blob_id id;
-		size_t len = 1000 + (seed + i) % 19000;
+		size_t len = blob_len(seed, i);
 		fill(data, len, seed * 1000 + i);
 		int r = store_put(s, BLOB_DATA, data, len, &id, NULL);
 		if (r < 0)
@@ -97,7 +103,7 @@ static bool verify_generation(struct store *s, const struct blob_id *root, unsig
 	for (unsigned i = 0; i < n; i++) {
 		_cleanup_buf_ struct buf got = {0};
 		struct blob_id id;
-		size_t len = 1000 + (seed + i) % 19000;
+		size_t len = blob_len(seed, i);
 		memcpy(id.b, tree.data + (size_t)i * BLOB_ID_SIZE, BLOB_ID_SIZE);
 		fill(want, len, seed * 1000 + i);
 		if (store_get(s, BLOB_DATA, &id, &got) < 0 || got.len != len ||
@@ -371,8 +377,9 @@ static void test_crash_points(void)
 		tap_require(backend_fault_new(inner, &fault) == 0);
 		tap_require(open_repo(&r, fault, false, true, &s) == 0);
 		backend_fault_crash_after_puts(fault, k);
-		int pr = put_generation(s, 30, 4 + k, &root2);
+		int pr = put_generation(s, 120, 4 + k, &root2);
 		int cr = pr < 0 ? pr : commit_root(s, &root2);
+		diag("crash after %u puts: put %d, commit %d", k, pr, cr);
 		store_close(s);
 
 		/* Restart: a reader sees commit 1 whole, or commit 2 whole. */
@@ -380,7 +387,7 @@ static void test_crash_points(void)
 		struct commit c;
 		bool good = store_head(s, &c) == 0;
 		if (good && c.seq >= 2 && !memcmp(c.root.b, root2.b, BLOB_ID_SIZE)) {
-			good = verify_generation(s, &c.root, 30, 4 + k);
+			good = verify_generation(s, &c.root, 120, 4 + k);
 			saw_new = true;
 		} else if (good) {
 			good = verify_generation(s, &c.root, 30, 3);
