@@ -115,8 +115,14 @@ int backend_mem_new(struct backend **ret);
  * passes everything through; the setters below arm faults. Counting starts at the first call
  * after arming.
  */
-enum backend_op { BACKEND_OP_PUT, BACKEND_OP_GET, BACKEND_OP_HEAD, BACKEND_OP_DEL,
-		  BACKEND_OP_LIST, _BACKEND_OP_MAX };
+enum backend_op {
+	BACKEND_OP_PUT,
+	BACKEND_OP_GET,
+	BACKEND_OP_HEAD,
+	BACKEND_OP_DEL,
+	BACKEND_OP_LIST,
+	_BACKEND_OP_MAX
+};
 int backend_fault_new(struct backend *inner, struct backend **ret);
 /* The next `count` calls of op whose key (for list: prefix) starts with prefix (NULL: any)
  * fail with error. */

@@ -181,8 +181,8 @@ int commit_load(struct backend *b, const struct codec *k, uint64_t seq, struct c
 		return log_error_errno(r, "commit %s: %s", key, strerror(-r));
 	r = commit_decode(k, seq, data.data, data.len, ret);
 	if (r == -EBADMSG)
-		return log_error_errno(r, "commit %s: corrupt: fails authentication or is malformed",
-				       key);
+		return log_error_errno(
+			r, "commit %s: corrupt: fails authentication or is malformed", key);
 	return r;
 }
 
@@ -197,7 +197,8 @@ int commit_write(struct backend *b, const struct codec *k, const struct commit *
 	commit_key(c->seq, key);
 	r = backend_put(b, key, data.data, data.len, BACKEND_PUT_EXCLUSIVE);
 	if (r == -EEXIST)
-		return log_error_errno(r, "commit %s already exists: another writer is active", key);
+		return log_error_errno(r, "commit %s already exists: another writer is active",
+				       key);
 	if (r < 0)
 		return log_error_errno(r, "writing commit %s: %s", key, strerror(-r));
 	return 0;

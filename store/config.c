@@ -105,7 +105,7 @@ static int parse_chunker(const char *v, struct repo_config *c)
 	struct chunker probe;
 	uint8_t seed[32] = {0};
 	return chunker_init(&probe, c->chunk_min, c->chunk_avg, c->chunk_max, seed) < 0 ? -EBADMSG
-											   : 0;
+											: 0;
 }
 
 static int parse_field(struct repo_config *c, const char *k, const char *v, unsigned *seen)

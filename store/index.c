@@ -95,10 +95,11 @@ static int meta_set(struct index *x, const char *key, const void *blob, size_t l
 static int check_foreign(struct index *x)
 {
 	sqlite3_stmt *st;
-	int r = prepare(x,
-			"SELECT (SELECT count(*) FROM sqlite_master),"
-			" (SELECT count(*) FROM sqlite_master WHERE name = 'meta' AND type = 'table')",
-			&st);
+	int r = prepare(
+		x,
+		"SELECT (SELECT count(*) FROM sqlite_master),"
+		" (SELECT count(*) FROM sqlite_master WHERE name = 'meta' AND type = 'table')",
+		&st);
 	if (r < 0)
 		return -EBADMSG;
 	int rc = sqlite3_step(st);
@@ -161,16 +162,19 @@ int index_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct ind
 	else if (r == -EIO)
 		r = -EBADMSG; /* the schema did not fit: not a cairn index */
 	if (r >= 0)
-		r = prepare(x, "SELECT p.name, b.type, b.offset, b.length, b.rawlen FROM blobs b"
-			       " JOIN packs p ON p.id = b.pack WHERE b.id = ?",
+		r = prepare(x,
+			    "SELECT p.name, b.type, b.offset, b.length, b.rawlen FROM blobs b"
+			    " JOIN packs p ON p.id = b.pack WHERE b.id = ?",
 			    &x->lookup);
 	if (r >= 0)
-		r = prepare(x, "INSERT OR IGNORE INTO packs(name, size) VALUES(?, ?)", &x->add_pack);
+		r = prepare(x, "INSERT OR IGNORE INTO packs(name, size) VALUES(?, ?)",
+			    &x->add_pack);
 	if (r >= 0)
 		r = prepare(x, "SELECT id FROM packs WHERE name = ?", &x->pack_id);
 	if (r >= 0)
-		r = prepare(x, "INSERT OR IGNORE INTO blobs(id, type, pack, offset, length, rawlen)"
-			       " VALUES(?, ?, ?, ?, ?, ?)",
+		r = prepare(x,
+			    "INSERT OR IGNORE INTO blobs(id, type, pack, offset, length, rawlen)"
+			    " VALUES(?, ?, ?, ?, ?, ?)",
 			    &x->add_blob);
 	if (r >= 0)
 		r = prepare(x, "SELECT 1 FROM packs WHERE name = ?", &x->has_pack);

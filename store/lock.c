@@ -130,8 +130,9 @@ int lock_acquire(struct backend *b, unsigned lease, bool break_lock, struct repo
 		if (k == -ENOENT)
 			continue; /* released meanwhile: try again */
 		if (k == -EBADMSG && !break_lock)
-			return log_error_errno(k, "%s: the lock object is unreadable; if no other "
-						  "writer runs, break it (--break-lock)",
+			return log_error_errno(k,
+					       "%s: the lock object is unreadable; if no other "
+					       "writer runs, break it (--break-lock)",
 					       b->location);
 		if (k < 0 && k != -EBADMSG)
 			return log_error_errno(k, "%s: reading the lock: %s", b->location,
@@ -141,10 +142,11 @@ int lock_acquire(struct backend *b, unsigned lease, bool break_lock, struct repo
 		else
 			snprintf(what, sizeof(what), "an unreadable lock");
 		if (k >= 0 && !break_lock && !lock_holder_is_dead(&info))
-			return log_error_errno(-EBUSY,
-					       "%s is in use by another writer (%s); if that writer "
-					       "is gone, break the lock (--break-lock)",
-					       b->location, what);
+			return log_error_errno(
+				-EBUSY,
+				"%s is in use by another writer (%s); if that writer "
+				"is gone, break the lock (--break-lock)",
+				b->location, what);
 		log_warning("%s: breaking the lock of %s%s", b->location, what,
 			    break_lock ? "" : ": that process no longer runs");
 		k = backend_del(b, LOCK_KEY);

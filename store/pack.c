@@ -42,9 +42,11 @@ int pack_builder_add(struct pack_builder *p, const struct blob_id *id, enum blob
 	int r = buf_append(&p->data, sealed, len);
 	if (r < 0)
 		return r;
-	p->entries[p->n_entries++] = (struct pack_entry){
-		.id = *id, .type = (uint8_t)type, .offset = offset, .length = (uint32_t)len,
-		.rawlen = rawlen};
+	p->entries[p->n_entries++] = (struct pack_entry){.id = *id,
+							 .type = (uint8_t)type,
+							 .offset = offset,
+							 .length = (uint32_t)len,
+							 .rawlen = rawlen};
 	return 0;
 }
 
@@ -94,8 +96,9 @@ int pack_entries_decode(struct reader *rd, uint64_t pack_size, struct pack_entry
 		e[i].rawlen = get_le32(rec + BLOB_ID_SIZE + 9);
 		if (e[i].type == 0 || e[i].type >= _BLOB_TYPE_MAX || e[i].rawlen > BLOB_MAX_SIZE)
 			return -EBADMSG;
-		if (pack_size && (e[i].offset < PACK_HEADER_SIZE ||
-				  (uint64_t)e[i].offset + e[i].length > pack_size - PACK_FOOTER_SIZE))
+		if (pack_size &&
+		    (e[i].offset < PACK_HEADER_SIZE ||
+		     (uint64_t)e[i].offset + e[i].length > pack_size - PACK_FOOTER_SIZE))
 			return -EBADMSG;
 	}
 	*ret = TAKE_PTR(e);

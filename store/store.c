@@ -55,10 +55,10 @@ struct store {
 
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
-	struct pending_pack *open;	       /* being filled */
+	struct pending_pack *open;		  /* being filled */
 	struct pending_pack *queue, **queue_tail; /* finished, waiting for upload */
-	struct pending_pack *failed;	       /* upload failed; retried by flush */
-	unsigned in_flight;		       /* finished, not yet indexed */
+	struct pending_pack *failed;		  /* upload failed; retried by flush */
+	unsigned in_flight;			  /* finished, not yet indexed */
 	unsigned uploading;
 	int upload_error;
 	bool stopping;
@@ -406,9 +406,9 @@ int store_get(struct store *s, enum blob_type type, const struct blob_id *id, st
 					       key, loc.type);
 		r = backend_get(s->backend, key, loc.offset, loc.length, &sealed);
 		if (r == -EINVAL)
-			return log_error_errno(-EBADMSG,
-					       "blob %s: pack %s is truncated before offset %" PRIu32,
-					       hex, key, loc.offset);
+			return log_error_errno(
+				-EBADMSG, "blob %s: pack %s is truncated before offset %" PRIu32,
+				hex, key, loc.offset);
 		if (r < 0)
 			return log_error_errno(r, "blob %s: reading pack %s: %s", hex, key,
 					       strerror(-r));
@@ -570,7 +570,8 @@ static void *renew_thread(void *arg)
 	while (!s->stopping) {
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += MAX(s->lock.lease / 3, 1u);
-		while (!s->stopping && pthread_cond_timedwait(&s->cond, &s->mu, &until) != ETIMEDOUT)
+		while (!s->stopping &&
+		       pthread_cond_timedwait(&s->cond, &s->mu, &until) != ETIMEDOUT)
 			;
 		if (s->stopping)
 			break;
@@ -596,8 +597,9 @@ static int open_config(struct store *s)
 				       strerror(-r));
 	r = config_parse(cfg.data, cfg.len, &s->config);
 	if (r == -EPROTONOSUPPORT)
-		return log_error_errno(r, "%s: config: repository format %u is newer than this "
-					  "cairn understands",
+		return log_error_errno(r,
+				       "%s: config: repository format %u is newer than this "
+				       "cairn understands",
 				       s->backend->location, s->config.version);
 	if (r < 0)
 		return log_error_errno(r, "%s: config: corrupt or not a cairn config",
@@ -693,8 +695,8 @@ int store_open(struct backend *b, const struct store_options *o, struct store **
 		goto fail;
 	s->codec_ready = true;
 	keys_derive(s->master, SUBKEY_CHUNKER, seed);
-	r = chunker_init(&s->chunker, s->config.chunk_min, s->config.chunk_avg,
-			 s->config.chunk_max, seed);
+	r = chunker_init(&s->chunker, s->config.chunk_min, s->config.chunk_avg, s->config.chunk_max,
+			 seed);
 	explicit_bzero(seed, sizeof(seed));
 	if (r < 0)
 		goto fail;
@@ -997,8 +999,9 @@ static int load_segments(struct store *s, const struct pack_listing *l, size_t *
 			if (!lp || index_has_pack(s->index, seg[i].name) != 0)
 				continue; /* deleted since, or known */
 			if (lp->size != seg[i].size) {
-				log_warning("index segment %s: pack size mismatch; using its trailer",
-					    key);
+				log_warning(
+					"index segment %s: pack size mismatch; using its trailer",
+					key);
 				continue;
 			}
 			r = index_add_pack(s->index, seg[i].name, seg[i].size, seg[i].entries,

@@ -51,12 +51,12 @@ struct store_options {
 	const char *cache_dir; /* base; the store uses <cache_dir>/<repo id>/. NULL: default */
 	const char *passphrase;
 	size_t passlen;
-	bool read_only;		 /* no lock, no writes */
-	bool break_lock;	 /* break another writer's lock (on request only) */
-	unsigned upload_threads; /* 0: 2 */
+	bool read_only;		      /* no lock, no writes */
+	bool break_lock;	      /* break another writer's lock (on request only) */
+	unsigned upload_threads;      /* 0: 2 */
 	unsigned max_packs_in_flight; /* 0: upload_threads + 2; puts block beyond it */
-	uint32_t pack_size;	 /* 0: the repository's setting */
-	unsigned lock_lease;	 /* seconds; 0: LOCK_LEASE_DEFAULT */
+	uint32_t pack_size;	      /* 0: the repository's setting */
+	unsigned lock_lease;	      /* seconds; 0: LOCK_LEASE_DEFAULT */
 };
 
 /* Open a repository. Takes ownership of b in every case. */

@@ -182,7 +182,8 @@ void log_set_max_level(enum log_level level)
 	log_max = level;
 }
 
-static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void log_vmsg(enum log_level level, const char *fmt,
+							   va_list ap)
 {
 	char msg[1024];
 

@@ -54,8 +54,8 @@ int cmd_info(int argc, char **argv)
 	const struct repo_config *cf = store_config(s);
 	char id[2 * REPO_ID_SIZE + 1];
 	hex_encode(cf->id, sizeof(cf->id), id);
-	printf("repository  %s\nlocation    %s\nencryption  %s\n", id,
-	       store_backend(s)->location, cf->encrypted ? "xchacha20-poly1305" : "none");
+	printf("repository  %s\nlocation    %s\nencryption  %s\n", id, store_backend(s)->location,
+	       cf->encrypted ? "xchacha20-poly1305" : "none");
 	printf("chunker     fastcdc min %" PRIu32 " avg %" PRIu32 " max %" PRIu32 "\n",
 	       cf->chunk_min, cf->chunk_avg, cf->chunk_max);
 	printf("pack size   %" PRIu32 "\ncache       %s\n", cf->pack_size, store_cache_dir(s));
@@ -68,8 +68,8 @@ int cmd_info(int argc, char **argv)
 		struct tm tm;
 		if (localtime_r(&t, &tm))
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm);
-		printf("commit      %" PRIu64 " at %s by %s, %zu snapshots\n", cm.seq, when, cm.host,
-		       cm.n_snaps);
+		printf("commit      %" PRIu64 " at %s by %s, %zu snapshots\n", cm.seq, when,
+		       cm.host, cm.n_snaps);
 	} else if (r >= 0)
 		printf("commit      none yet\n");
 	commit_release(&cm);

@@ -87,8 +87,9 @@ int cmd_mkfs(int argc, char **argv)
 	if (o.encrypted) {
 		int r = tool_passphrase(pfile, true, pass);
 		if (r == -ENOENT && !pfile) {
-			fprintf(stderr, "%s: no passphrase: set CAIRN_PASSPHRASE, use "
-					"--passphrase-file, or run on a terminal\n",
+			fprintf(stderr,
+				"%s: no passphrase: set CAIRN_PASSPHRASE, use "
+				"--passphrase-file, or run on a terminal\n",
 				argv[0]);
 			return EXIT_FAIL;
 		}
@@ -123,7 +124,8 @@ int cmd_mkfs(int argc, char **argv)
 		printf("Created %s cairn repository %s in %s\n",
 		       o.encrypted ? "an encrypted" : "an UNENCRYPTED", hex, location);
 		if (o.encrypted)
-			printf("Keep the passphrase safe: without it nothing stored can be read.\n");
+			printf("Keep the passphrase safe: without it nothing stored can be "
+			       "read.\n");
 	}
 	return EXIT_OK;
 }

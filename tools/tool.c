@@ -14,8 +14,9 @@ int tool_open_backend(const char *location, bool create, struct backend **ret)
 	if (!strncmp(location, "file://", 7))
 		path = location + 7;
 	else if (strstr(location, "://")) {
-		fprintf(stderr, "%s: unsupported repository location (only local directories "
-				"for now)\n",
+		fprintf(stderr,
+			"%s: unsupported repository location (only local directories "
+			"for now)\n",
 			location);
 		return -EPROTONOSUPPORT;
 	}
@@ -115,9 +116,21 @@ int tool_parse_size(const char *s, uint64_t *ret)
 		return -EINVAL;
 	unsigned shift = 0;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
 	}
 	if (*end == 'i')
 		end++;
@@ -153,8 +166,9 @@ int tool_open_store(const char *location, const char *passphrase_file, const cha
 	if (encrypted) {
 		r = tool_passphrase(passphrase_file, false, pass);
 		if (r == -ENOENT && !passphrase_file)
-			fprintf(stderr, "%s: encrypted, and no passphrase: set CAIRN_PASSPHRASE, use "
-					"--passphrase-file, or run on a terminal\n",
+			fprintf(stderr,
+				"%s: encrypted, and no passphrase: set CAIRN_PASSPHRASE, use "
+				"--passphrase-file, or run on a terminal\n",
 				location);
 		else if (r == -EINVAL)
 			fprintf(stderr, "%s: empty passphrase\n", location);

@@ -137,10 +137,14 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"list-out", required_argument, NULL, 'o'}, {"list", required_argument, NULL, 'l'},
-		{"limit", required_argument, NULL, 'L'},    {"threads", required_argument, NULL, 't'},
-		{"repo", required_argument, NULL, 'r'},	    {"cache", required_argument, NULL, 'c'},
-		{"read", no_argument, NULL, 'R'},	    {},
+		{"list-out", required_argument, NULL, 'o'},
+		{"list", required_argument, NULL, 'l'},
+		{"limit", required_argument, NULL, 'L'},
+		{"threads", required_argument, NULL, 't'},
+		{"repo", required_argument, NULL, 'r'},
+		{"cache", required_argument, NULL, 'c'},
+		{"read", no_argument, NULL, 'R'},
+		{},
 	};
 	const char *list_out = NULL, *list = NULL, *repo = NULL, *cache = NULL;
 	unsigned threads = 1;
@@ -148,14 +152,29 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
 		switch (c) {
-		case 'o': list_out = optarg; break;
-		case 'l': list = optarg; break;
-		case 'L': limit = strtoull(optarg, NULL, 10); break;
-		case 't': threads = (unsigned)atoi(optarg); break;
-		case 'r': repo = optarg; break;
-		case 'c': cache = optarg; break;
-		case 'R': read_only = true; break;
-		default: return 2;
+		case 'o':
+			list_out = optarg;
+			break;
+		case 'l':
+			list = optarg;
+			break;
+		case 'L':
+			limit = strtoull(optarg, NULL, 10);
+			break;
+		case 't':
+			threads = (unsigned)atoi(optarg);
+			break;
+		case 'r':
+			repo = optarg;
+			break;
+		case 'c':
+			cache = optarg;
+			break;
+		case 'R':
+			read_only = true;
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (list_out) {
@@ -176,10 +195,10 @@ int main(int argc, char **argv)
 	if (!read_only) {
 		struct backend *b;
 		const char *pass = getenv("CAIRN_PASSPHRASE");
-		struct store_options o = {.cache_dir = cache,
-					  .passphrase = pass,
-					  .passlen = pass ? strlen(pass) : 0};
-		if (!repo || backend_local_open(repo, false, &b) < 0 || store_open(b, &o, &store) < 0)
+		struct store_options o = {
+			.cache_dir = cache, .passphrase = pass, .passlen = pass ? strlen(pass) : 0};
+		if (!repo || backend_local_open(repo, false, &b) < 0 ||
+		    store_open(b, &o, &store) < 0)
 			return 1;
 	}
 

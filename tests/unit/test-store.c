@@ -335,8 +335,8 @@ static void test_passphrase_and_lock(void)
 	store_close(s);
 
 	tap_require(backend_local_open(r.dir, false, &b) == 0);
-	struct store_create_options co = {.encrypted = true, .passphrase = "x", .passlen = 1,
-					  .kdf = KDF_TEST};
+	struct store_create_options co = {
+		.encrypted = true, .passphrase = "x", .passlen = 1, .kdf = KDF_TEST};
 	uint8_t id[REPO_ID_SIZE];
 	is_int(store_create(b, &co, id), -EEXIST, "mkfs refuses an existing repository");
 	backend_free(b);
