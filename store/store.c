@@ -935,7 +935,8 @@ static int cmp_listed(const void *a, const void *b)
 
 static const struct listed_pack *listing_find(const struct pack_listing *l, const uint8_t *name)
 {
-	return bsearch(name, l->v, l->n, sizeof(*l->v), cmp_listed);
+	/* bsearch and qsort must not see NULL, even with zero elements. */
+	return l->n ? bsearch(name, l->v, l->n, sizeof(*l->v), cmp_listed) : NULL;
 }
 
 struct prune_ctx {
@@ -1037,7 +1038,8 @@ int store_sync_index(struct store *s, bool full)
 		log_error("listing packs in %s: %s", s->backend->location, strerror(-r));
 		goto out;
 	}
-	qsort(l.v, l.n, sizeof(*l.v), cmp_listed);
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_listed);
 
 	struct prune_ctx pc = {.s = s, .l = &l};
 	r = index_foreach_pack(s->index, prune_cb, &pc);
