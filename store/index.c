@@ -22,9 +22,10 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);"
 	"CREATE TABLE IF NOT EXISTS packs(id INTEGER PRIMARY KEY, name BLOB UNIQUE NOT NULL,"
 	" size INTEGER NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS blobs(id BLOB PRIMARY KEY, type INTEGER NOT NULL,"
-	" pack INTEGER NOT NULL REFERENCES packs(id), offset INTEGER NOT NULL,"
-	" length INTEGER NOT NULL, rawlen INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS blobs(id BLOB NOT NULL, pack INTEGER NOT NULL"
+	" REFERENCES packs(id), type INTEGER NOT NULL, offset INTEGER NOT NULL,"
+	" length INTEGER NOT NULL, rawlen INTEGER NOT NULL, PRIMARY KEY(id, pack))"
+	" WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack);"
 	"CREATE TABLE IF NOT EXISTS segments(name BLOB PRIMARY KEY) WITHOUT ROWID;";
 
@@ -394,8 +395,9 @@ int index_count(struct index *x, uint64_t *ret_blobs, uint64_t *ret_packs)
 {
 	sqlite3_stmt *st;
 	pthread_mutex_lock(&x->lock);
-	int r = prepare(x, "SELECT (SELECT count(*) FROM blobs), (SELECT count(*) FROM packs)",
-			&st);
+	int r = prepare(
+		x, "SELECT (SELECT count(DISTINCT id) FROM blobs), (SELECT count(*) FROM packs)",
+		&st);
 	if (r >= 0) {
 		int rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {

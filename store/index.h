@@ -8,7 +8,9 @@
  * Schema, version 1 (index.db):
  *     meta(key TEXT PRIMARY KEY, value)            'version', 'repo-id', 'synced-commit'
  *     packs(id INTEGER PRIMARY KEY, name BLOB UNIQUE, size INTEGER)
- *     blobs(id BLOB PRIMARY KEY, type, pack REFERENCES packs(id), offset, length, rawlen)
+ *     blobs(id, pack REFERENCES packs(id), type, offset, length, rawlen,
+ *           PRIMARY KEY(id, pack))   every copy of a blob: when a pack goes (expire, a
+ *                                    rewritten pack), the other copies still serve it
  *     segments(name BLOB PRIMARY KEY)              index segments already loaded
  *
  * Index segment objects (index/<64 hex>), version 1:
@@ -40,11 +42,12 @@ void index_close(struct index *x);
 
 /* Returns 0 and fills ret, or -ENOENT, or -EIO. */
 int index_lookup(struct index *x, const struct blob_id *id, struct index_loc *ret);
-/* Record a durable pack and its blobs in one transaction. A blob already indexed keeps its
- * first location. Returns 0 or -EIO. */
+/* Record a durable pack and its blobs in one transaction. A blob stored in several packs
+ * has a row for each; lookups return any of them. Returns 0 or -EIO. */
 int index_add_pack(struct index *x, const uint8_t name[PACK_NAME_SIZE], uint64_t size,
 		   const struct pack_entry *e, size_t n);
-/* Forget a pack and every blob located in it (the pack is gone from the backend). */
+/* Forget a pack and the blob locations in it (the pack is gone from the backend); copies
+ * of those blobs in other packs stay indexed. */
 int index_remove_pack(struct index *x, const uint8_t name[PACK_NAME_SIZE]);
 /* >0 if the pack is known, 0 if not, <0 on error. */
 int index_has_pack(struct index *x, const uint8_t name[PACK_NAME_SIZE]);

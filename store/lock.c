@@ -10,9 +10,9 @@
 
 #include "codec.h"
 
-static void read_boot_id(char out[64])
+static void read_line_of(const char *path, char out[64])
 {
-	_cleanup_close_ int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n = fd >= 0 ? read(fd, out, 63) : -1;
 	if (n <= 0)
 		n = 0;
@@ -20,16 +20,37 @@ static void read_boot_id(char out[64])
 	out[strcspn(out, "\n")] = 0;
 }
 
+static void read_boot_id(char out[64])
+{
+	read_line_of("/proc/sys/kernel/random/boot_id", out);
+}
+
+/* Host names repeat (localhost, cloned VMs); the machine id is meant not to. */
+static void read_machine_id(char out[64])
+{
+	read_line_of("/etc/machine-id", out);
+}
+
+/* A pid means something only inside its pid namespace. */
+static void read_pidns(char out[64])
+{
+	ssize_t n = readlink("/proc/self/ns/pid", out, 63);
+	out[n > 0 ? n : 0] = 0;
+}
+
 static int lock_format(const char *holder, unsigned lease, int64_t since, struct buf *ret)
 {
-	char host[256] = "", boot[64], text[512];
+	char host[256] = "", boot[64], machine[64], pidns[64], text[1024];
 	gethostname(host, sizeof(host) - 1);
 	read_boot_id(boot);
+	read_machine_id(machine);
+	read_pidns(pidns);
 	int64_t now = (int64_t)time(NULL);
 	int n = snprintf(text, sizeof(text),
-			 "cairn-lock 1\nholder = %s\nhost = %s\nboot = %s\npid = %ld\n"
-			 "since = %" PRId64 "\nexpires = %" PRId64 "\n",
-			 holder, host, boot, (long)getpid(), since ? since : now, now + lease);
+			 "cairn-lock 1\nholder = %s\nhost = %s\nmachine = %s\nboot = %s\n"
+			 "pidns = %s\npid = %ld\nsince = %" PRId64 "\nexpires = %" PRId64 "\n",
+			 holder, host, machine[0] ? machine : "-", boot[0] ? boot : "-",
+			 pidns[0] ? pidns : "-", (long)getpid(), since ? since : now, now + lease);
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return -EINVAL;
 	return buf_append(ret, text, (size_t)n);
@@ -57,6 +78,10 @@ static int lock_parse(const char *text, size_t len, struct lock_info *ret)
 			seen |= 2;
 		else if (sscanf(line, "boot = %63s", info.boot) == 1)
 			seen |= 4;
+		else if (sscanf(line, "machine = %63s", info.machine) == 1)
+			;
+		else if (sscanf(line, "pidns = %63s", info.pidns) == 1)
+			;
 		else if (sscanf(line, "pid = %ld", &info.pid) == 1)
 			seen |= 8;
 		else if (sscanf(line, "since = %" SCNd64, &info.since) == 1)
@@ -77,20 +102,25 @@ int lock_read(struct backend *b, struct lock_info *ret)
 	if (r < 0)
 		return r;
 	if (data.len > 4096)
-		return -EBADMSG;
+		return -EBADMSG; /* a lock object is a few hundred bytes */
 	return lock_parse((const char *)data.data, data.len, ret);
 }
 
 bool lock_holder_is_dead(const struct lock_info *info)
 {
-	char host[256] = "", boot[64];
-	gethostname(host, sizeof(host) - 1);
-	if (strcmp(host, info->host))
-		return false;
+	char machine[64], boot[64], pidns[64];
+	read_machine_id(machine);
 	read_boot_id(boot);
-	if (info->boot[0] && boot[0] && strcmp(boot, info->boot))
-		return true; /* held in an earlier boot of this host */
-	if (info->pid <= 0)
+	read_pidns(pidns);
+	/* Only a holder we can prove is gone: on this very machine (not just a host of the
+	 * same name), and either in an earlier boot with its lease run out, or in this boot
+	 * and this pid namespace with no such process. */
+	if (!machine[0] || strcmp(machine, info->machine))
+		return false;
+	if (boot[0] && info->boot[0] && strcmp(boot, info->boot))
+		return info->expires < (int64_t)time(NULL);
+	if (!boot[0] || strcmp(boot, info->boot) || !pidns[0] || strcmp(pidns, info->pidns) ||
+	    info->pid <= 0)
 		return false;
 	return kill((pid_t)info->pid, 0) < 0 && errno == ESRCH;
 }
@@ -186,7 +216,10 @@ int lock_renew(struct repo_lock *l)
 	if (r < 0)
 		return log_error_errno(r, "%s: renewing the lock: %s", l->backend->location,
 				       strerror(-r));
-	return 0;
+	/* The check and the write are not one step: read back, so that losing a race with a
+	 * breaker shows at once. (Commits are exclusive creates, so two writers can never both
+	 * write the same commit even then.) */
+	return check_ours(l, &info);
 }
 
 int lock_release(struct repo_lock *l)

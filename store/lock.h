@@ -7,14 +7,17 @@
  *     cairn-lock 1
  *     holder = <32 hex: random per acquisition>
  *     host = <hostname>
+ *     machine = <machine id, /etc/machine-id>
  *     boot = <kernel boot id>
+ *     pidns = <pid namespace, /proc/self/ns/pid>
  *     pid = <pid>
  *     since = <unix seconds>
  *     expires = <unix seconds>
  *
- * A lock held by a process that provably no longer runs (same host, and either another boot
- * or no such pid) is broken automatically with a warning, as borg does for a unique hostname;
- * any other lock, expired or not, is broken only on request (break_lock).
+ * A lock held by a process that provably no longer runs is broken automatically with a
+ * warning: same machine id, and either an earlier boot whose lease has run out, or this
+ * boot and pid namespace with no such pid. Any other lock, expired or not, is broken only
+ * on request (break_lock): two machines must never both write.
  *
  * Thread safety: a struct repo_lock belongs to one thread at a time.
  */
@@ -35,6 +38,8 @@ struct lock_info {
 	char holder[33];
 	char host[256];
 	char boot[64];
+	char machine[64];
+	char pidns[64];
 	long pid;
 	int64_t since, expires;
 };

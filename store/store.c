@@ -28,6 +28,7 @@ struct pending_pack {
 	struct pack_builder pb;
 	struct pending_pack *next;
 	int error;
+	bool uploaded; /* durable in the backend; only indexing is left */
 };
 
 /* A blob that lives only in a pending pack so far. */
@@ -48,6 +49,7 @@ struct store {
 	struct index *index;
 	char *cache_dir;
 	bool read_only;
+	struct buf config_raw; /* the bytes parsed, verified once the key is known */
 	struct repo_lock lock;
 	bool locked;
 	uint32_t pack_size;
@@ -61,6 +63,7 @@ struct store {
 	unsigned in_flight;			  /* finished, not yet indexed */
 	unsigned uploading;
 	int upload_error;
+	bool lock_lost; /* our lock was broken: never write again (sticky) */
 	bool stopping;
 	struct pending_blob **pending;
 	/* Packs uploaded since the last index segment. */
@@ -151,15 +154,37 @@ static int seal_open_pack_locked(struct store *s)
 	return 0;
 }
 
+static bool lock_lost(struct store *s)
+{
+	pthread_mutex_lock(&s->mu);
+	bool lost = s->lock_lost;
+	pthread_mutex_unlock(&s->mu);
+	return lost;
+}
+
 static int upload_pack(struct store *s, struct pending_pack *p)
 {
 	char key[PACK_KEY_MAX];
+	uint64_t size;
+	int r = 0;
+
 	pack_key(p->pb.name, key);
-	int r = backend_put(s->backend, key, p->pb.data.data, p->pb.data.len,
-			    BACKEND_PUT_EXCLUSIVE);
-	if (r < 0)
-		return log_error_errno(r, "uploading pack %s (%zu blobs, %zu bytes): %s", key,
-				       p->pb.n_entries, p->pb.data.len, strerror(-r));
+	if (lock_lost(s))
+		return -ESTALE;
+	if (!p->uploaded) {
+		r = backend_put(s->backend, key, p->pb.data.data, p->pb.data.len,
+				BACKEND_PUT_EXCLUSIVE);
+		/* A retry after a put that landed but reported an error (a timeout after the
+		 * write, a failed directory fsync): the name is ours alone, so an object of the
+		 * right size there is our pack. */
+		if (r == -EEXIST && backend_head(s->backend, key, &size) == 0 &&
+		    size == p->pb.data.len)
+			r = 0;
+		if (r < 0)
+			return log_error_errno(r, "uploading pack %s (%zu blobs, %zu bytes): %s",
+					       key, p->pb.n_entries, p->pb.data.len, strerror(-r));
+		p->uploaded = true;
+	}
 	/* Only now, with the pack durable, may its blobs be found through the index. */
 	r = index_add_pack(s->index, p->pb.name, p->pb.data.len, p->pb.entries, p->pb.n_entries);
 	if (r < 0)
@@ -271,6 +296,10 @@ int store_flush(struct store *s)
 	if (s->read_only)
 		return 0;
 	pthread_mutex_lock(&s->mu);
+	if (s->lock_lost) {
+		pthread_mutex_unlock(&s->mu);
+		return -ESTALE;
+	}
 	r = seal_open_pack_locked(s);
 	while (s->failed) {
 		struct pending_pack *p = s->failed;
@@ -324,6 +353,18 @@ int store_put(struct store *s, enum blob_type type, const void *data, size_t len
 		return r;
 
 	pthread_mutex_lock(&s->mu);
+	/* Back-pressure: a slow backend must slow writers down, not fill memory. Wait for room
+	 * before taking the blob, so a put fails exactly when its blob was not accepted. */
+	while (s->in_flight >= s->max_in_flight && !s->upload_error && !s->lock_lost)
+		pthread_cond_wait(&s->cond, &s->mu);
+	if (s->lock_lost) {
+		r = -ESTALE;
+		goto unlock;
+	}
+	if (s->in_flight >= s->max_in_flight) {
+		r = s->upload_error;
+		goto unlock;
+	}
 	/* Another thread may have stored the same blob while we were sealing it. */
 	if (pending_find(s, &id)) {
 		pthread_mutex_unlock(&s->mu);
@@ -351,12 +392,6 @@ int store_put(struct store *s, enum blob_type type, const void *data, size_t len
 	s->stats.sealed_bytes += sealed.len;
 	if (pack_builder_size(&s->open->pb) >= s->pack_size)
 		r = seal_open_pack_locked(s);
-	/* Back-pressure: a slow backend must slow writers down, not fill memory. Stop waiting
-	 * when uploads fail, so the caller sees the error instead of hanging. */
-	while (r >= 0 && s->in_flight >= s->max_in_flight && !s->upload_error)
-		pthread_cond_wait(&s->cond, &s->mu);
-	if (r >= 0 && s->in_flight >= s->max_in_flight)
-		r = s->upload_error;
 unlock:
 	pthread_mutex_unlock(&s->mu);
 	if (r < 0)
@@ -443,6 +478,7 @@ int store_commit(struct store *s, struct commit *c)
 {
 	char host[256] = "";
 	struct timespec ts;
+	struct commit w = *c;
 
 	if (s->read_only)
 		return -EROFS;
@@ -450,24 +486,41 @@ int store_commit(struct store *s, struct commit *c)
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&s->commit_mu);
-	c->parent = s->head_seq;
-	c->seq = s->head_seq + 1;
+	w.parent = s->head_seq;
+	w.seq = s->head_seq + 1;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	c->time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	if (!c->host) {
+	w.time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (!w.host) {
 		gethostname(host, sizeof(host) - 1);
-		c->host = strdup(host);
-		if (!c->host)
-			r = -ENOMEM;
+		w.host = host;
 	}
+	if (lock_lost(s))
+		r = -ESTALE;
 	if (r >= 0)
-		r = commit_write(s->backend, &s->codec, c);
+		r = commit_write(s->backend, &s->codec, &w);
+	if (r == -EEXIST) {
+		/* Ours, from a put that landed but reported an error? Then it matches what we
+		 * wrote; anything else is another writer's, and we must stop. */
+		struct commit got;
+		if (commit_load(s->backend, &s->codec, w.seq, &got) == 0) {
+			if (got.time_ns == w.time_ns && got.has_root == w.has_root &&
+			    !memcmp(got.root.b, w.root.b, BLOB_ID_SIZE) && got.n_snaps == w.n_snaps)
+				r = 0;
+			commit_release(&got);
+		}
+	}
 	if (r >= 0) {
-		s->head_seq = c->seq;
+		s->head_seq = w.seq;
 		/* The index now covers everything this commit references. */
-		if (index_set_synced(s->index, c->seq) < 0)
+		if (index_set_synced(s->index, w.seq) < 0)
 			log_warning("could not record the index as synced; it will be checked "
 				    "against the backend at next start");
+		if (w.host == host)
+			w.host = strdup(host);
+		if (!w.host)
+			r = -ENOMEM;
+		else
+			*c = w;
 	}
 	pthread_mutex_unlock(&s->commit_mu);
 	return r;
@@ -519,25 +572,38 @@ static int unlock_master(struct store *s, const struct store_options *o)
 {
 	int r;
 
-	if (!s->config.encrypted)
-		return keys_from_bytes(s->config.plain_key, &s->master);
-	if (!o->passphrase)
-		return log_error_errno(-EACCES, "%s is encrypted and no passphrase was given",
-				       s->backend->location);
-
-	/* Collect the key names first: unwrapping is slow and must not run inside list. */
 	_cleanup_buf_ struct buf names = {0};
 	r = backend_list(s->backend, "keys/", collect_key_cb, &names);
 	if (r < 0)
 		return log_error_errno(r, "%s: listing keys: %s", s->backend->location,
 				       strerror(-r));
+	if (!s->config.encrypted) {
+		/* mkfs writes no key for an unencrypted repository. Key objects beside a config
+		 * that says "none" mean someone replaced the config to switch encryption off
+		 * with a master key of their own. */
+		if (names.len)
+			return log_error_errno(-EBADMSG,
+					       "%s: config says unencrypted but the repository has "
+					       "key objects: the config was replaced; refusing",
+					       s->backend->location);
+		return keys_from_bytes(s->config.plain_key, &s->master);
+	}
+	if (!o->passphrase)
+		return log_error_errno(-EACCES, "%s is encrypted and no passphrase was given",
+				       s->backend->location);
+
 	int corrupt = 0, wrong = 0;
 	for (size_t off = 0; off < names.len; off += strlen((char *)names.data + off) + 1) {
 		const char *key = (const char *)names.data + off;
 		_cleanup_buf_ struct buf obj = {0};
-		r = backend_get(s->backend, key, 0, BACKEND_WHOLE, &obj);
+		uint64_t size;
+		r = backend_head(s->backend, key, &size);
+		if (r >= 0 && size > 4096)
+			r = -EBADMSG;
+		if (r >= 0)
+			r = backend_get(s->backend, key, 0, BACKEND_WHOLE, &obj);
 		if (r < 0) {
-			log_error("key %s: %s", key, strerror(-r));
+			log_error("key %s: %s", key, r == -EBADMSG ? "corrupt" : strerror(-r));
 			corrupt++;
 			continue;
 		}
@@ -578,8 +644,12 @@ static void *renew_thread(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		int r = lock_renew(&s->lock);
 		pthread_mutex_lock(&s->mu);
-		if (r == -ESTALE && !s->upload_error)
-			s->upload_error = r; /* someone broke our lock: stop writing */
+		if (r == -ESTALE) {
+			/* Someone broke our lock: another writer may be active. Stop writing for
+			 * good, and wake anyone waiting so they see it. */
+			s->lock_lost = true;
+			pthread_cond_broadcast(&s->cond);
+		}
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
@@ -587,15 +657,21 @@ static void *renew_thread(void *arg)
 
 static int open_config(struct store *s)
 {
-	_cleanup_buf_ struct buf cfg = {0};
-	int r = backend_get(s->backend, "config", 0, BACKEND_WHOLE, &cfg);
+	uint64_t size;
+	int r = backend_head(s->backend, "config", &size);
+	if (r >= 0 && size > CONFIG_MAX_SIZE)
+		r = -EBADMSG;
+	if (r >= 0)
+		r = backend_get(s->backend, "config", 0, BACKEND_WHOLE, &s->config_raw);
 	if (r == -ENOENT)
 		return log_error_errno(r, "%s: no cairn repository here (no config object)",
 				       s->backend->location);
+	if (r == -EBADMSG)
+		return log_error_errno(r, "%s: config: corrupt: too large", s->backend->location);
 	if (r < 0)
 		return log_error_errno(r, "%s: reading config: %s", s->backend->location,
 				       strerror(-r));
-	r = config_parse(cfg.data, cfg.len, &s->config);
+	r = config_parse(s->config_raw.data, s->config_raw.len, &s->config);
 	if (r == -EPROTONOSUPPORT)
 		return log_error_errno(r,
 				       "%s: config: repository format %u is newer than this "
@@ -607,14 +683,10 @@ static int open_config(struct store *s)
 	return 0;
 }
 
+/* Check the MAC of exactly the bytes that were parsed. */
 static int verify_config(struct store *s)
 {
-	_cleanup_buf_ struct buf cfg = {0};
-	int r = backend_get(s->backend, "config", 0, BACKEND_WHOLE, &cfg);
-	if (r < 0)
-		return log_error_errno(r, "%s: reading config: %s", s->backend->location,
-				       strerror(-r));
-	r = config_verify(cfg.data, cfg.len, s->master);
+	int r = config_verify(s->config_raw.data, s->config_raw.len, s->master);
 	if (r < 0)
 		return log_error_errno(r, "%s: config: corrupt: fails authentication",
 				       s->backend->location);
@@ -776,6 +848,7 @@ int store_close(struct store *s)
 	if (s->master)
 		keys_free(s->master);
 	backend_free(s->backend);
+	buf_release(&s->config_raw);
 	free(s->cache_dir);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->commit_mu);
@@ -1041,8 +1114,11 @@ int store_sync_index(struct store *s, bool full)
 	if (l.n)
 		qsort(l.v, l.n, sizeof(*l.v), cmp_listed);
 
+	/* Only the writer prunes: a reader sharing the cache could list the backend just
+	 * before the writer adds a pack and then drop that pack from the writer's index. */
 	struct prune_ctx pc = {.s = s, .l = &l};
-	r = index_foreach_pack(s->index, prune_cb, &pc);
+	if (!s->read_only)
+		r = index_foreach_pack(s->index, prune_cb, &pc);
 	if (r < 0)
 		goto out;
 	if (pc.removed)
@@ -1074,6 +1150,7 @@ int store_sync_index(struct store *s, bool full)
 	if (from_segments || from_trailers)
 		log_info("index: added %zu packs from index segments and %zu from pack trailers",
 			 from_segments, from_trailers);
+	r = 0;
 	if (bad)
 		log_error("index: %zu packs could not be read; run fsck.cairn", bad);
 	else

@@ -22,6 +22,7 @@ static void capture_sink(enum log_level level, const char *msg)
 }
 
 static char hostname[256], boot_id[64];
+static char machine_id[64], pid_ns[64];
 
 static void read_identity(void)
 {
@@ -32,6 +33,14 @@ static void read_identity(void)
 		close(fd);
 	boot_id[n > 0 ? n : 0] = 0;
 	boot_id[strcspn(boot_id, "\n")] = 0;
+	fd = open("/etc/machine-id", O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, machine_id, sizeof(machine_id) - 1) : 0;
+	if (fd >= 0)
+		close(fd);
+	machine_id[n > 0 ? n : 0] = 0;
+	machine_id[strcspn(machine_id, "\n")] = 0;
+	n = readlink("/proc/self/ns/pid", pid_ns, sizeof(pid_ns) - 1);
+	pid_ns[n > 0 ? n : 0] = 0;
 }
 
 /* A pid that provably does not run: a child that has exited and been reaped. */
@@ -46,15 +55,19 @@ static long dead_pid(void)
 	return pid;
 }
 
-/* Write a lock object by hand, in the text format of lock.h. */
+/* Write a lock object by hand, in the text format of lock.h. A lock "of this host" carries
+ * our machine id and pid namespace; any other host name gets another machine id. */
 static void put_lock(struct backend *be, const char *host, const char *boot, long pid,
 		     int64_t since, int64_t expires)
 {
 	char text[1024];
+	bool here = !strcmp(host, hostname);
 	int n = snprintf(text, sizeof(text),
 			 "cairn-lock 1\nholder = 0123456789abcdef0123456789abcdef\nhost = %s\n"
-			 "boot = %s\npid = %ld\nsince = %" PRId64 "\nexpires = %" PRId64 "\n",
-			 host, boot, pid, since, expires);
+			 "machine = %s\nboot = %s\npidns = %s\npid = %ld\nsince = %" PRId64
+			 "\nexpires = %" PRId64 "\n",
+			 host, here ? machine_id : "0000another0machine0000", boot[0] ? boot : "-",
+			 pid_ns, pid, since, expires);
 	tap_require(n > 0 && (size_t)n < sizeof(text));
 	tap_require(backend_put(be, LOCK_KEY, text, (size_t)n, 0) == 0);
 }
@@ -234,34 +247,46 @@ static void test_dead_holder(void)
 	is_int(lock_acquire(be, 60, false, &l), -EBUSY,
 	       "the lock of another host is -EBUSY without break_lock");
 
-	/* Same host, an earlier boot: dead whatever the pid. */
+	/* Same machine, an earlier boot: dead once its lease has run out, not before (a
+	 * cloned VM may share the machine id). */
 	if (boot_id[0]) {
 		char old_boot[64];
 		snprintf(old_boot, sizeof(old_boot), "%s", boot_id);
 		old_boot[0] = old_boot[0] == '0' ? '1' : '0';
-		put_lock(be, hostname, old_boot, (long)getpid(), now, now + 900);
+		put_lock(be, hostname, old_boot, (long)getpid(), now - 2000, now - 1000);
 		tap_require(lock_read(be, &info) == 0);
 		ok(lock_holder_is_dead(&info),
-		   "a holder from an earlier boot of this host is dead");
+		   "a holder from an earlier boot of this machine, lease expired, is dead");
+		put_lock(be, hostname, old_boot, (long)getpid(), now, now + 900);
+		tap_require(lock_read(be, &info) == 0);
+		ok(!lock_holder_is_dead(&info),
+		   "a holder from an earlier boot with a live lease is not provably dead");
 	}
 
-	/* No boot id recorded (a host without one): decided by the pid. */
+	/* No boot id recorded: nothing can be proven, so it is not dead. */
 	put_lock(be, hostname, "", gone, now, now + 900);
 	tap_require(lock_read(be, &info) == 0);
-	ok(lock_holder_is_dead(&info), "a holder without a boot id whose pid is gone is dead");
-	put_lock(be, hostname, "", (long)getpid(), now, now + 900);
-	tap_require(lock_read(be, &info) == 0);
-	ok(!lock_holder_is_dead(&info), "a holder without a boot id and with our pid is alive");
+	ok(!lock_holder_is_dead(&info), "a holder without a boot id is not provably dead");
+
+	/* The same host name on another machine (localhost, cloned images) is not us. */
+	info = (struct lock_info){.pid = gone};
+	snprintf(info.host, sizeof(info.host), "%s", hostname);
+	snprintf(info.boot, sizeof(info.boot), "%s", boot_id);
+	snprintf(info.machine, sizeof(info.machine), "0000another0machine0000");
+	snprintf(info.pidns, sizeof(info.pidns), "%s", pid_ns);
+	ok(!lock_holder_is_dead(&info), "same host name, another machine id: not dead");
+	/* Another pid namespace: the pid means nothing to us. */
+	snprintf(info.machine, sizeof(info.machine), "%s", machine_id);
+	snprintf(info.pidns, sizeof(info.pidns), "pid:[1]");
+	ok(!lock_holder_is_dead(&info), "another pid namespace: not dead");
 
 	/* Built by hand, without reading a lock. */
 	info = (struct lock_info){.pid = gone};
 	snprintf(info.host, sizeof(info.host), "%s", hostname);
 	snprintf(info.boot, sizeof(info.boot), "%s", boot_id);
+	snprintf(info.machine, sizeof(info.machine), "%s", machine_id);
+	snprintf(info.pidns, sizeof(info.pidns), "%s", pid_ns);
 	ok(lock_holder_is_dead(&info), "lock_holder_is_dead on a filled-in lock_info");
-	snprintf(info.host, sizeof(info.host), "%s", other_host);
-	ok(!lock_holder_is_dead(&info), "lock_holder_is_dead: another host is not dead");
-
-	tap_require(backend_del(be, LOCK_KEY) == 0);
 }
 
 int main(void)
