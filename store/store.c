@@ -365,8 +365,10 @@ int store_put(struct store *s, enum blob_type type, const void *data, size_t len
 		r = s->upload_error;
 		goto unlock;
 	}
-	/* Another thread may have stored the same blob while we were sealing it. */
-	if (pending_find(s, &id)) {
+	/* Another thread may have stored the same blob while we were sealing it or waiting.
+	 * Uploaders index a pack before they drop its blobs from the pending set, and dropping
+	 * needs this mutex: so under it, "not pending and not indexed" is exact. */
+	if (pending_find(s, &id) || index_lookup(s->index, &id, &loc) == 0) {
 		pthread_mutex_unlock(&s->mu);
 		known = true;
 		goto done;
