@@ -11,6 +11,8 @@ static const struct {
 } commands[] = {
 	{"mkfs", cmd_mkfs, "create a repository"},
 	{"info", cmd_info, "describe a repository"},
+	{"mount", cmd_mount, "mount a repository (as mount.cairn)"},
+	{"umount", cmd_umount, "unmount and wait until everything is stored"},
 };
 
 static void usage(FILE *f)

@@ -145,6 +145,12 @@ int tool_parse_size(const char *s, uint64_t *ret)
 int tool_open_store(const char *location, const char *passphrase_file, const char *cache_dir,
 		    bool read_only, struct store **ret)
 {
+	return tool_open_store_ex(location, passphrase_file, cache_dir, read_only, false, 0, ret);
+}
+
+int tool_open_store_ex(const char *location, const char *passphrase_file, const char *cache_dir,
+		       bool read_only, bool break_lock, unsigned upload_threads, struct store **ret)
+{
 	struct backend *b;
 	char pass[PASSPHRASE_MAX] = "";
 	int r = tool_open_backend(location, false, &b);
@@ -182,7 +188,9 @@ int tool_open_store(const char *location, const char *passphrase_file, const cha
 	struct store_options o = {.cache_dir = cache_dir,
 				  .passphrase = encrypted ? pass : NULL,
 				  .passlen = strlen(pass),
-				  .read_only = read_only};
+				  .read_only = read_only,
+				  .break_lock = break_lock,
+				  .upload_threads = upload_threads};
 	r = store_open(b, &o, ret);
 	explicit_bzero(pass, sizeof(pass));
 	return r;

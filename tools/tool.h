@@ -40,7 +40,13 @@ struct store;
  * repository is encrypted), cache directory (NULL: default). Errors are printed. */
 int tool_open_store(const char *location, const char *passphrase_file, const char *cache_dir,
 		    bool read_only, struct store **ret);
+/* The same, with the writer's options (break another writer's lock; uploads in flight). */
+int tool_open_store_ex(const char *location, const char *passphrase_file, const char *cache_dir,
+		       bool read_only, bool break_lock, unsigned upload_threads,
+		       struct store **ret);
 
 /* Commands. argv[0] is the command name. */
 int cmd_mkfs(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_umount(int argc, char **argv);

@@ -1,0 +1,512 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The working tree's life: opening it at mount (from the local meta.db, or rebuilt from the
+ * latest commit when that is missing or stale), the in-memory inode table, the background
+ * flush threads, the periodic sync, checkpoints (flush everything, write the trees, commit)
+ * and the final checkpoint at unmount.
+ *
+ * Durability order, as DESIGN.md's safety rules want it:
+ *   chunks put -> store_flush (packs, index segment durable) -> meta_sync (extents durable)
+ *   -> staging files deleted;  trees put -> store_commit (packs, then the commit).
+ * So a durable meta never names a chunk that is not durable, and a staging file goes only
+ * when what replaced it is durable.
+ */
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "fs_internal.h"
+#include "tree.h"
+
+#define SYNC_INTERVAL_NS (2ull * 1000000000)
+
+/* ---- inode table ------------------------------------------------------------------------ */
+
+struct fs_inode *fs_inode_get(struct fs *fs, uint64_t ino)
+{
+	size_t b = ino % FS_INODE_BUCKETS;
+	pthread_mutex_lock(&fs->tab_mu);
+	struct fs_inode *i = fs->tab[b];
+	while (i && i->ino != ino)
+		i = i->hnext;
+	if (!i) {
+		i = calloc(1, sizeof(*i));
+		if (i) {
+			i->ino = ino;
+			i->staging_fd = -1;
+			pthread_mutex_init(&i->mu, NULL);
+			i->hnext = fs->tab[b];
+			fs->tab[b] = i;
+		}
+	}
+	if (i)
+		i->refs++;
+	pthread_mutex_unlock(&fs->tab_mu);
+	return i;
+}
+
+/* Free an entry nobody needs: no kernel reference, no handle, nothing staged. tab_mu held. */
+static void inode_maybe_free_locked(struct fs *fs, struct fs_inode *i)
+{
+	if (i->refs || i->nlookup || i->nopen || i->dirty || i->queued || i->staging_fd >= 0)
+		return;
+	struct fs_inode **pp = &fs->tab[i->ino % FS_INODE_BUCKETS];
+	while (*pp != i)
+		pp = &(*pp)->hnext;
+	*pp = i->hnext;
+	pthread_mutex_destroy(&i->mu);
+	free(i);
+}
+
+void fs_inode_put(struct fs *fs, struct fs_inode *i)
+{
+	pthread_mutex_lock(&fs->tab_mu);
+	i->refs--;
+	inode_maybe_free_locked(fs, i);
+	pthread_mutex_unlock(&fs->tab_mu);
+}
+
+void fs_flush_later(struct fs *fs, struct fs_inode *i)
+{
+	pthread_mutex_lock(&fs->tab_mu);
+	if (!i->queued) {
+		i->queued = true;
+		i->due_ns = now_ns() + (uint64_t)(fs->opt.flush_delay * 1e9);
+		/* Append: due times grow in arrival order since the delay is fixed. */
+		struct fs_inode **pp = &fs->queue;
+		while (*pp)
+			pp = &(*pp)->qnext;
+		i->qnext = NULL;
+		*pp = i;
+		pthread_cond_broadcast(&fs->tab_cond);
+	}
+	pthread_mutex_unlock(&fs->tab_mu);
+}
+
+static void deadline(struct timespec *ts, uint64_t ns_from_now)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	uint64_t t = (uint64_t)ts->tv_nsec + ns_from_now % 1000000000;
+	ts->tv_sec += (time_t)(ns_from_now / 1000000000 + t / 1000000000);
+	ts->tv_nsec = (long)(t % 1000000000);
+}
+
+static void *flush_thread(void *arg)
+{
+	struct fs *fs = arg;
+	pthread_mutex_lock(&fs->tab_mu);
+	while (!fs->stopping) {
+		struct fs_inode *i = fs->queue;
+		uint64_t now = now_ns();
+		if (!i || i->due_ns > now) {
+			struct timespec ts;
+			deadline(&ts, i ? i->due_ns - now : 1000000000ull);
+			pthread_cond_timedwait(&fs->tab_cond, &fs->tab_mu, &ts);
+			continue;
+		}
+		fs->queue = i->qnext;
+		i->refs++;
+		pthread_mutex_unlock(&fs->tab_mu);
+		int r = fs_data_flush(fs, i);
+		pthread_mutex_lock(&fs->tab_mu);
+		i->queued = false;
+		if (r < 0) {
+			fs->flush_error = r;
+		}
+		i->refs--;
+		inode_maybe_free_locked(fs, i);
+	}
+	pthread_mutex_unlock(&fs->tab_mu);
+	return NULL;
+}
+
+/* ---- sync and checkpoints ------------------------------------------------------------- */
+
+/* Inodes matching pred, each with a reference taken. */
+static int collect_inodes(struct fs *fs, bool (*pred)(struct fs *, struct fs_inode *),
+			  struct fs_inode ***ret, size_t *ret_n)
+{
+	struct fs_inode **v = NULL;
+	size_t n = 0, cap = 0;
+	pthread_mutex_lock(&fs->tab_mu);
+	for (size_t b = 0; b < FS_INODE_BUCKETS; b++)
+		for (struct fs_inode *i = fs->tab[b]; i; i = i->hnext) {
+			if (!pred(fs, i))
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				struct fs_inode **nv = reallocarray(v, cap, sizeof(*v));
+				if (!nv) {
+					pthread_mutex_unlock(&fs->tab_mu);
+					for (size_t k = 0; k < n; k++)
+						fs_inode_put(fs, v[k]);
+					free(v);
+					return -ENOMEM;
+				}
+				v = nv;
+			}
+			i->refs++;
+			v[n++] = i;
+		}
+	pthread_mutex_unlock(&fs->tab_mu);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static bool is_dirty(struct fs *fs, struct fs_inode *i)
+{
+	return i->dirty;
+}
+
+static bool has_stale_staging(struct fs *fs, struct fs_inode *i)
+{
+	return i->staging_fd >= 0 && !i->dirty && i->clean_gen < fs->sync_gen;
+}
+
+int fs_sync(struct fs *fs)
+{
+	struct fs_inode **v;
+	size_t n;
+	pthread_rwlock_wrlock(&fs->sync_lock);
+	int r = store_flush(fs->store);
+	if (r >= 0)
+		r = meta_sync(fs->meta);
+	if (r >= 0)
+		fs->sync_gen++;
+	pthread_rwlock_unlock(&fs->sync_lock);
+	if (r < 0)
+		return r;
+	if (collect_inodes(fs, has_stale_staging, &v, &n) < 0)
+		return 0; /* only cleanup is skipped */
+	for (size_t k = 0; k < n; k++) {
+		struct fs_inode *i = v[k];
+		if (pthread_mutex_trylock(&i->mu) == 0) {
+			if (!i->dirty && i->clean_gen < fs->sync_gen)
+				fs_data_discard(fs, i);
+			pthread_mutex_unlock(&i->mu);
+		}
+		fs_inode_put(fs, i);
+	}
+	free(v);
+	return 0;
+}
+
+static int flush_all(struct fs *fs)
+{
+	struct fs_inode **v;
+	size_t n;
+	int r = collect_inodes(fs, is_dirty, &v, &n), first = 0;
+	if (r < 0)
+		return r;
+	for (size_t k = 0; k < n; k++) {
+		r = fs_data_flush(fs, v[k]);
+		if (r < 0 && !first)
+			first = r;
+		fs_inode_put(fs, v[k]);
+	}
+	free(v);
+	return first;
+}
+
+int fs_checkpoint(struct fs *fs)
+{
+	struct blob_id root, old;
+	struct commit c;
+	int r;
+
+	pthread_mutex_lock(&fs->ckpt_mu);
+	r = flush_all(fs);
+	if (r < 0)
+		goto out;
+	/* Freeze the tree: nothing changes while its trees are written. */
+	pthread_rwlock_wrlock(&fs->ns_lock);
+	bool unchanged = meta_tree_get(fs->meta, META_ROOT_INO, &old) == 0;
+	r = flush_all(fs); /* what was written meanwhile */
+	if (r >= 0 && !unchanged)
+		r = tree_checkpoint(fs->meta, fs->store, &root);
+	pthread_rwlock_unlock(&fs->ns_lock);
+	if (r < 0 || unchanged)
+		goto out;
+
+	r = store_head(fs->store, &c);
+	if (r < 0)
+		goto out;
+	if (c.has_root && !memcmp(c.root.b, root.b, BLOB_ID_SIZE)) {
+		commit_release(&c);
+		goto out; /* changed and changed back */
+	}
+	c.has_root = true;
+	c.root = root;
+	free(c.host);
+	c.host = NULL;
+	r = store_commit(fs->store, &c);
+	if (r >= 0)
+		r = meta_set_u64(fs->meta, "base-commit", c.seq);
+	if (r >= 0) {
+		r = fs_sync(fs);
+		char hex[BLOB_ID_HEX_SIZE];
+		blob_id_hex(&root, hex);
+		log_info("checkpoint: commit %" PRIu64 ", working tree %.16s", c.seq, hex);
+	}
+	commit_release(&c);
+out:
+	if (r < 0)
+		log_error("checkpoint failed: %s; staged data stays in the cache", strerror(-r));
+	pthread_mutex_unlock(&fs->ckpt_mu);
+	return r;
+}
+
+static void *checkpoint_thread(void *arg)
+{
+	struct fs *fs = arg;
+	uint64_t last_ckpt = now_ns();
+	pthread_mutex_lock(&fs->tab_mu);
+	while (!fs->stopping) {
+		struct timespec ts;
+		deadline(&ts, SYNC_INTERVAL_NS);
+		pthread_cond_timedwait(&fs->tab_cond, &fs->tab_mu, &ts);
+		if (fs->stopping)
+			break;
+		pthread_mutex_unlock(&fs->tab_mu);
+		if (now_ns() - last_ckpt >= (uint64_t)fs->opt.checkpoint_interval * 1000000000ull) {
+			fs_checkpoint(fs);
+			last_ckpt = now_ns();
+		} else if (fs_sync(fs) < 0)
+			log_warning("periodic sync failed; retrying");
+		pthread_mutex_lock(&fs->tab_mu);
+	}
+	pthread_mutex_unlock(&fs->tab_mu);
+	return NULL;
+}
+
+/* ---- open / close --------------------------------------------------------------------- */
+
+static int queue_dirty_cb(uint64_t ino, void *ud)
+{
+	struct fs *fs = ud;
+	struct fs_inode *i = fs_inode_get(fs, ino);
+	if (!i)
+		return -ENOMEM;
+	i->dirty = true; /* staged before a crash: flush it like any other */
+	fs_flush_later(fs, i);
+	fs_inode_put(fs, i);
+	return 0;
+}
+
+/* Staging files of inodes with nothing staged are leftovers of a crash. */
+static void clean_staging(struct fs *fs)
+{
+	DIR *d = opendir(fs->staging_dir);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char *end;
+		uint64_t ino = strtoull(e->d_name, &end, 10);
+		if (e->d_name[0] == '.' || *end)
+			continue;
+		struct fs_inode *i = fs_inode_get(fs, ino);
+		if (i && !i->dirty) {
+			char path[4096];
+			snprintf(path, sizeof(path), "%s/%s", fs->staging_dir, e->d_name);
+			unlink(path);
+		}
+		if (i)
+			fs_inode_put(fs, i);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* Open meta.db, or rebuild it from the latest commit when missing or stale. */
+static int open_meta(struct fs *fs, const char *path)
+{
+	struct commit head;
+	uint64_t base = 0;
+	const struct repo_config *cf = store_config(fs->store);
+	int r = store_head(fs->store, &head);
+	if (r < 0)
+		return r;
+	bool existed = access(path, F_OK) == 0;
+	r = meta_open(path, cf->id, &fs->meta);
+	if (r >= 0 && existed) {
+		struct blob_id root;
+		bool have_base = meta_get_u64(fs->meta, "base-commit", &base) == 0;
+		bool root_clean = meta_tree_get(fs->meta, META_ROOT_INO, &root) == 0;
+		/* Our own last commit, or one written just before a crash kept us from noting
+		 * it: the local tree is current. Anything else is someone else's newer state. */
+		bool current = (have_base ? base : 0) == head.seq ||
+			       (head.has_root && root_clean &&
+				!memcmp(root.b, head.root.b, BLOB_ID_SIZE)) ||
+			       (have_base && head.parent == base && !root_clean);
+		if (current && base != head.seq)
+			r = meta_set_u64(fs->meta, "base-commit", head.seq);
+		if (!current) {
+			char stale[4200];
+			log_warning("%s is older than commit %" PRIu64
+				    "; rebuilding the working tree "
+				    "from the repository (old copy kept as %s.stale)",
+				    path, head.seq, path);
+			meta_close(fs->meta);
+			fs->meta = NULL;
+			snprintf(stale, sizeof(stale), "%s.stale", path);
+			if (rename(path, stale) < 0)
+				r = -errno;
+			existed = false;
+			if (r >= 0)
+				r = meta_open(path, cf->id, &fs->meta);
+		}
+	}
+	if (r >= 0 && !existed && head.seq) {
+		if (head.has_root) {
+			log_info("rebuilding the working tree from commit %" PRIu64, head.seq);
+			r = tree_restore(fs->meta, fs->store, &head.root);
+		}
+		if (r >= 0)
+			r = meta_set_u64(fs->meta, "base-commit", head.seq);
+		if (r >= 0)
+			r = meta_sync(fs->meta);
+	}
+	commit_release(&head);
+	return r;
+}
+
+static int mkdir_if_missing(const char *p)
+{
+	return mkdir(p, 0700) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+int fs_open(struct store *s, const struct fs_options *o, struct fs **ret)
+{
+	struct fs *fs = calloc(1, sizeof(*fs));
+	_cleanup_free_ char *meta_path = NULL;
+	pthread_rwlockattr_t ra;
+	int r;
+
+	if (!fs)
+		return -ENOMEM;
+	fs->store = s;
+	fs->opt = *o;
+	if (!fs->opt.checkpoint_interval)
+		fs->opt.checkpoint_interval = 300;
+	if (!fs->opt.flush_threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		fs->opt.flush_threads = n > 0 ? (unsigned)n : 2;
+	}
+	if (!fs->opt.staging_limit)
+		fs->opt.staging_limit = 1ull << 30;
+	if (!fs->opt.read_cache_bytes)
+		fs->opt.read_cache_bytes = 64ull << 20;
+	if (fs->opt.flush_delay <= 0)
+		fs->opt.flush_delay = 1.0;
+	/* Writers first: a checkpoint or sync must not starve behind a stream of writes. */
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&fs->ns_lock, &ra);
+	pthread_rwlock_init(&fs->sync_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&fs->ops_mu, NULL);
+	pthread_mutex_init(&fs->tab_mu, NULL);
+	pthread_mutex_init(&fs->cache_mu, NULL);
+	pthread_mutex_init(&fs->ckpt_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fs->tab_cond, &ca);
+	pthread_condattr_destroy(&ca);
+
+	fs->cache_dir = strdup(store_cache_dir(s));
+	if (!fs->cache_dir || asprintf(&fs->staging_dir, "%s/staging", fs->cache_dir) < 0 ||
+	    asprintf(&meta_path, "%s/meta.db", fs->cache_dir) < 0) {
+		fs->staging_dir = NULL;
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = mkdir_if_missing(fs->staging_dir);
+	if (r < 0) {
+		log_error("staging directory %s: %s", fs->staging_dir, strerror(-r));
+		goto fail;
+	}
+	r = open_meta(fs, meta_path);
+	if (r < 0) {
+		log_error("working tree %s: %s", meta_path, strerror(-r));
+		goto fail;
+	}
+	r = meta_dirty_inodes(fs->meta, queue_dirty_cb, fs);
+	if (r < 0)
+		goto fail;
+	clean_staging(fs);
+
+	fs->flushers = calloc(fs->opt.flush_threads, sizeof(*fs->flushers));
+	if (!fs->flushers) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (; fs->n_flushers < fs->opt.flush_threads; fs->n_flushers++)
+		if (pthread_create(&fs->flushers[fs->n_flushers], NULL, flush_thread, fs)) {
+			r = -EAGAIN;
+			goto fail;
+		}
+	if (pthread_create(&fs->checkpointer, NULL, checkpoint_thread, fs)) {
+		r = -EAGAIN;
+		goto fail;
+	}
+	fs->checkpointer_running = true;
+	*ret = fs;
+	return 0;
+fail:
+	fs_close(fs);
+	return r;
+}
+
+static void stop_threads(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->tab_mu);
+	fs->stopping = true;
+	pthread_cond_broadcast(&fs->tab_cond);
+	pthread_mutex_unlock(&fs->tab_mu);
+	for (unsigned k = 0; k < fs->n_flushers; k++)
+		pthread_join(fs->flushers[k], NULL);
+	if (fs->checkpointer_running)
+		pthread_join(fs->checkpointer, NULL);
+	fs->n_flushers = 0;
+	fs->checkpointer_running = false;
+}
+
+int fs_close(struct fs *fs)
+{
+	int r = 0;
+	if (!fs)
+		return 0;
+	stop_threads(fs);
+	if (fs->meta) {
+		r = fs_checkpoint(fs);
+		int k = meta_close(fs->meta);
+		if (r >= 0)
+			r = k;
+	}
+	/* Whatever is left in the table is memory only now. */
+	for (size_t b = 0; b < FS_INODE_BUCKETS; b++)
+		while (fs->tab[b]) {
+			struct fs_inode *i = fs->tab[b];
+			fs->tab[b] = i->hnext;
+			if (i->staging_fd >= 0)
+				close(i->staging_fd);
+			pthread_mutex_destroy(&i->mu);
+			free(i);
+		}
+	fs_blob_cache_clear(fs);
+	free(fs->flushers);
+	free(fs->cache_dir);
+	free(fs->staging_dir);
+	pthread_rwlock_destroy(&fs->ns_lock);
+	pthread_rwlock_destroy(&fs->sync_lock);
+	pthread_mutex_destroy(&fs->ops_mu);
+	pthread_mutex_destroy(&fs->tab_mu);
+	pthread_mutex_destroy(&fs->cache_mu);
+	pthread_mutex_destroy(&fs->ckpt_mu);
+	pthread_cond_destroy(&fs->tab_cond);
+	free(fs);
+	return r;
+}

@@ -1,0 +1,517 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * File data of the working tree: staged writes, reads, truncation and the flush that turns
+ * staged bytes into stored chunks.
+ *
+ * A write lands in <cache>/staging/<ino> at its own offset and is recorded as a dirty range
+ * (fs/meta.h). A read starts from the file's extents (chunks), overlays dirty ranges from
+ * the staging file, and leaves zeros in holes.
+ *
+ * A flush re-chunks only around what changed. The chunker is stateless from a chunk
+ * boundary, so the flush starts at the boundary at or before the first dirty byte, cuts
+ * chunks through the dirty bytes, and stops as soon as a new cut point falls on an old
+ * chunk boundary past the last dirty byte: from there on the old chunks are exactly what
+ * re-chunking would produce again. A 4 KiB write into a 1 GiB file therefore reads and
+ * stores one or two chunks, not the file.
+ *
+ * Holes stay holes: chunking runs over contiguous covered bytes (dirty or stored) only.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "fs_internal.h"
+
+struct blob_cache_entry {
+	struct blob_id id;
+	struct buf data;
+	struct blob_cache_entry *next;
+};
+
+void fs_blob_cache_clear(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->cache_mu);
+	while (fs->cache_head) {
+		struct blob_cache_entry *e = fs->cache_head;
+		fs->cache_head = e->next;
+		buf_release(&e->data);
+		free(e);
+	}
+	fs->cache_bytes = 0;
+	pthread_mutex_unlock(&fs->cache_mu);
+}
+
+/* Copy n bytes at off of a chunk into dst, through a small LRU of decoded chunks: reads
+ * come in 128 KiB-1 MiB pieces and a chunk is ~1 MiB, so each is decoded once, not 8 times. */
+static int chunk_read(struct fs *fs, const struct meta_extent *e, uint64_t off, void *dst, size_t n)
+{
+	pthread_mutex_lock(&fs->cache_mu);
+	for (struct blob_cache_entry **pp = &fs->cache_head; *pp; pp = &(*pp)->next) {
+		struct blob_cache_entry *c = *pp;
+		if (memcmp(c->id.b, e->blob.b, BLOB_ID_SIZE))
+			continue;
+		memcpy(dst, c->data.data + off, n);
+		*pp = c->next; /* move to the front */
+		c->next = fs->cache_head;
+		fs->cache_head = c;
+		pthread_mutex_unlock(&fs->cache_mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&fs->cache_mu);
+
+	struct blob_cache_entry *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	int r = store_get(fs->store, BLOB_DATA, &e->blob, &c->data);
+	if (r >= 0 && c->data.len != e->len) {
+		char hex[BLOB_ID_HEX_SIZE];
+		blob_id_hex(&e->blob, hex);
+		r = log_error_errno(-EBADMSG, "chunk %s: %zu bytes where the file expects %" PRIu32,
+				    hex, c->data.len, e->len);
+	}
+	if (r < 0) {
+		buf_release(&c->data);
+		free(c);
+		return r;
+	}
+	memcpy(dst, c->data.data + off, n);
+	c->id = e->blob;
+	pthread_mutex_lock(&fs->cache_mu);
+	c->next = fs->cache_head;
+	fs->cache_head = c;
+	fs->cache_bytes += c->data.len;
+	/* Evict from the tail, keeping at least the entry just added. */
+	while (fs->cache_bytes > fs->opt.read_cache_bytes && fs->cache_head->next) {
+		struct blob_cache_entry **pp = &fs->cache_head;
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		struct blob_cache_entry *dead = *pp;
+		*pp = NULL;
+		fs->cache_bytes -= dead->data.len;
+		buf_release(&dead->data);
+		free(dead);
+	}
+	pthread_mutex_unlock(&fs->cache_mu);
+	return 0;
+}
+
+struct extent_list {
+	struct meta_extent *v;
+	size_t n, cap;
+};
+
+static int collect_extent(const struct meta_extent *e, void *ud)
+{
+	struct extent_list *l = ud;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		struct meta_extent *v = reallocarray(l->v, cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *e;
+	return 0;
+}
+
+struct range {
+	uint64_t off, len;
+};
+struct range_list {
+	struct range *v;
+	size_t n, cap;
+};
+
+static int collect_range(uint64_t off, uint64_t len, void *ud)
+{
+	struct range_list *l = ud;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		struct range *v = reallocarray(l->v, cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (struct range){off, len};
+	return 0;
+}
+
+static int staging_path(struct fs *fs, uint64_t ino, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s/%" PRIu64, fs->staging_dir, ino);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int staging_open(struct fs *fs, struct fs_inode *i)
+{
+	char path[4096];
+	if (i->staging_fd >= 0)
+		return 0;
+	int r = staging_path(fs, i->ino, path, sizeof(path));
+	if (r < 0)
+		return r;
+	i->staging_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (i->staging_fd < 0)
+		return log_error_errno(-errno, "staging file %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+	while (len) {
+		ssize_t k = pread(fd, p, len, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0) {
+			memset(p, 0, len); /* a staging file shorter than its ranges: zeros */
+			return 0;
+		}
+		p += k;
+		len -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t k = pwrite(fd, p, len, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		len -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, uint64_t off,
+		     uint64_t size)
+{
+	struct extent_list el = {0};
+	struct range_list rl = {0};
+	uint8_t *dst = buf;
+	int r;
+
+	if (off >= size)
+		return 0;
+	len = (size_t)MIN((uint64_t)len, size - off);
+	memset(buf, 0, len);
+	/* Collect first: meta holds its lock while iterating, and chunk reads may be slow. */
+	r = meta_extents(fs->meta, i->ino, off, len, collect_extent, &el);
+	for (size_t k = 0; r >= 0 && k < el.n; k++) {
+		const struct meta_extent *e = &el.v[k];
+		uint64_t from = MAX(off, e->off), to = MIN(off + len, e->off + e->len);
+		if (from < to)
+			r = chunk_read(fs, e, from - e->off, dst + (from - off),
+				       (size_t)(to - from));
+	}
+	if (r >= 0 && i->dirty)
+		r = meta_dirty_ranges(fs->meta, i->ino, collect_range, &rl);
+	for (size_t k = 0; r >= 0 && k < rl.n; k++) {
+		uint64_t from = MAX(off, rl.v[k].off),
+			 to = MIN(off + len, rl.v[k].off + rl.v[k].len);
+		if (from >= to)
+			continue;
+		r = staging_open(fs, i);
+		if (r >= 0)
+			r = pread_all(i->staging_fd, dst + (from - off), (size_t)(to - from), from);
+	}
+	free(el.v);
+	free(rl.v);
+	return r < 0 ? r : (ssize_t)len;
+}
+
+static int mark_dirty(struct fs *fs, struct fs_inode *i)
+{
+	if (i->dirty)
+		return 0;
+	i->dirty = true;
+	/* The parents' trees hold this file's size and chunks: they must be rewritten. */
+	return fs_touch_parents(fs, i->ino);
+}
+
+int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len, uint64_t off)
+{
+	struct meta_inode mi;
+	int r = meta_inode_get(fs->meta, i->ino, &mi);
+	if (r < 0)
+		return r;
+	if (!S_ISREG(mi.mode))
+		return -EINVAL;
+	r = staging_open(fs, i);
+	if (r >= 0)
+		r = pwrite_all(i->staging_fd, buf, len, off);
+	if (r < 0)
+		return log_error_errno(r, "inode %" PRIu64 ": staging %zu bytes at %" PRIu64 ": %s",
+				       i->ino, len, off, strerror(-r));
+	r = meta_dirty_add(fs->meta, i->ino, off, len);
+	if (r < 0)
+		return r;
+	if (off + len > mi.size)
+		mi.size = off + len;
+	mi.mtime = mi.ctime = fs_now_ns();
+	r = meta_inode_update(fs->meta, &mi);
+	if (r >= 0)
+		r = mark_dirty(fs, i);
+	pthread_mutex_lock(&fs->tab_mu);
+	fs->staged_bytes += len;
+	pthread_mutex_unlock(&fs->tab_mu);
+	return r;
+}
+
+int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint64_t new_size)
+{
+	struct extent_list el = {0};
+	int r = 0;
+
+	if (new_size >= old_size)
+		return 0; /* growing leaves a hole; the caller records the size */
+	/* A chunk cut in two keeps its prefix as staged data; everything after goes. */
+	r = meta_extents(fs->meta, i->ino, new_size, 1, collect_extent, &el);
+	uint64_t cut = new_size;
+	if (r >= 0 && el.n && el.v[0].off < new_size) {
+		size_t keep = (size_t)(new_size - el.v[0].off);
+		_cleanup_free_ uint8_t *tmp = malloc(keep ? keep : 1);
+		cut = el.v[0].off;
+		r = tmp ? 0 : -ENOMEM;
+		if (r >= 0) {
+			ssize_t n = fs_data_read(fs, i, tmp, keep, cut, old_size);
+			r = n < 0 ? (int)n : 0;
+		}
+		if (r >= 0)
+			r = staging_open(fs, i);
+		if (r >= 0)
+			r = pwrite_all(i->staging_fd, tmp, keep, cut);
+		if (r >= 0)
+			r = meta_dirty_add(fs->meta, i->ino, cut, keep);
+	}
+	free(el.v);
+	if (r >= 0)
+		r = meta_extents_replace(fs->meta, i->ino, cut, UINT64_MAX - cut, NULL, 0);
+	if (r >= 0)
+		r = meta_dirty_clear(fs->meta, i->ino, new_size, UINT64_MAX - new_size);
+	if (r >= 0 && i->staging_fd >= 0 && ftruncate(i->staging_fd, (off_t)new_size) < 0)
+		r = -errno;
+	if (r >= 0)
+		r = mark_dirty(fs, i);
+	return r;
+}
+
+void fs_data_discard(struct fs *fs, struct fs_inode *i)
+{
+	char path[4096];
+	if (i->staging_fd >= 0) {
+		close(i->staging_fd);
+		i->staging_fd = -1;
+	}
+	if (staging_path(fs, i->ino, path, sizeof(path)) == 0)
+		unlink(path);
+	i->dirty = false;
+}
+
+int fs_data_fsync(struct fs *fs, struct fs_inode *i, bool datasync)
+{
+	if (i->staging_fd >= 0 && (datasync ? fdatasync(i->staging_fd) : fsync(i->staging_fd)) < 0)
+		return log_error_errno(-errno, "inode %" PRIu64 ": fsync of staged data: %s",
+				       i->ino, strerror(errno));
+	return 0;
+}
+
+/* ---- flush ---------------------------------------------------------------------------- */
+
+struct flush_ctx {
+	struct fs *fs;
+	struct fs_inode *i;
+	uint64_t size;
+	struct range_list dirty;
+	uint8_t *buf;
+	size_t cap, have;
+};
+
+/* The extent covering p, if any. */
+static int extent_at(struct flush_ctx *c, uint64_t p, struct meta_extent *ret, bool *found)
+{
+	struct extent_list el = {0};
+	int r = meta_extents(c->fs->meta, c->i->ino, p, 1, collect_extent, &el);
+	*found = r >= 0 && el.n > 0 && el.v[0].off <= p && p < el.v[0].off + el.v[0].len;
+	if (*found)
+		*ret = el.v[0];
+	free(el.v);
+	return r;
+}
+
+/* End of the contiguous covered (dirty or stored) bytes starting at p; p itself if a hole. */
+static int coverage_end(struct flush_ctx *c, uint64_t p, uint64_t *ret)
+{
+	uint64_t end = p;
+	for (;;) {
+		bool advanced = false, found;
+		struct meta_extent e;
+		for (size_t k = 0; k < c->dirty.n; k++) {
+			const struct range *d = &c->dirty.v[k];
+			if (d->off <= end && end < d->off + d->len) {
+				end = d->off + d->len;
+				advanced = true;
+			}
+		}
+		int r = extent_at(c, end, &e, &found);
+		if (r < 0)
+			return r;
+		if (found) {
+			end = e.off + e.len;
+			advanced = true;
+		}
+		if (!advanced || end >= c->size)
+			break;
+	}
+	*ret = MIN(end, c->size);
+	return 0;
+}
+
+static bool dirty_before(struct flush_ctx *c, uint64_t p)
+{
+	/* Is any dirty byte at or after p still waiting, in a range that starts before p? */
+	for (size_t k = 0; k < c->dirty.n; k++)
+		if (c->dirty.v[k].off < p && c->dirty.v[k].off + c->dirty.v[k].len > p)
+			return true;
+	return false;
+}
+
+/* Re-chunk from start (a chunk boundary) until the cuts realign; returns where it stopped. */
+static int flush_region(struct flush_ctx *c, uint64_t start, uint64_t last_dirty_end,
+			uint64_t *ret_end)
+{
+	const struct chunker *ch = store_chunker(c->fs->store);
+	struct extent_list out = {0};
+	uint64_t pos = start, run_end;
+	int r = coverage_end(c, start, &run_end);
+	c->have = 0;
+	while (r >= 0 && pos < run_end) {
+		/* Fill the buffer from the merged view, never past the covered run. */
+		uint64_t load = pos + c->have;
+		size_t want = (size_t)MIN((uint64_t)(c->cap - c->have), run_end - load);
+		if (want) {
+			ssize_t n =
+				fs_data_read(c->fs, c->i, c->buf + c->have, want, load, c->size);
+			if (n < 0) {
+				r = (int)n;
+				break;
+			}
+			c->have += (size_t)n;
+		}
+		bool eof = pos + c->have >= run_end;
+		size_t n = chunker_find(ch, c->buf, c->have, eof);
+		if (n == 0)
+			break;
+		struct meta_extent e = {.off = pos, .len = (uint32_t)n};
+		r = store_put(c->fs->store, BLOB_DATA, c->buf, n, &e.blob, NULL);
+		if (r < 0)
+			break;
+		r = collect_extent(&e, &out);
+		memmove(c->buf, c->buf + n, c->have - n);
+		c->have -= n;
+		pos += n;
+		/* Realigned? Past every dirty byte of this run, on an old boundary. */
+		if (r >= 0 && pos >= last_dirty_end && !dirty_before(c, pos) && pos < run_end) {
+			struct meta_extent old;
+			bool found;
+			r = extent_at(c, pos, &old, &found);
+			if (r >= 0 && found && old.off == pos)
+				break;
+		}
+	}
+	if (r >= 0)
+		r = meta_extents_replace(c->fs->meta, c->i->ino, start, pos - start, out.v, out.n);
+	if (r >= 0)
+		r = meta_dirty_clear(c->fs->meta, c->i->ino, start, pos - start);
+	free(out.v);
+	if (r >= 0)
+		*ret_end = pos;
+	return r;
+}
+
+int fs_data_flush(struct fs *fs, struct fs_inode *i)
+{
+	struct flush_ctx c = {.fs = fs, .i = i};
+	struct meta_inode mi;
+	int r;
+
+	pthread_mutex_lock(&i->mu);
+	/* Blobs stored here must not reach a durable meta before they are durable themselves:
+	 * fs_sync (checkpoint.c) takes this lock for writing around store_flush + meta_sync. */
+	pthread_rwlock_rdlock(&fs->sync_lock);
+	r = meta_inode_get(fs->meta, i->ino, &mi);
+	if (r >= 0 && i->dirty)
+		r = meta_dirty_ranges(fs->meta, i->ino, collect_range, &c.dirty);
+	if (r < 0 || c.dirty.n == 0) {
+		if (r >= 0 && i->dirty) {
+			i->dirty = false;
+			i->clean_gen = fs->sync_gen;
+		}
+		goto out;
+	}
+	c.size = mi.size;
+	c.cap = 2 * (size_t)store_chunker(fs->store)->max_size;
+	c.buf = malloc(c.cap);
+	if (!c.buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	uint64_t staged = 0;
+	for (size_t k = 0; k < c.dirty.n; k++)
+		staged += c.dirty.v[k].len;
+	for (size_t k = 0; r >= 0 && k < c.dirty.n; k++) {
+		const struct range *d = &c.dirty.v[k];
+		uint64_t start = d->off, end = 0;
+		struct meta_extent e;
+		bool found;
+		if (d->off >= c.size)
+			continue;
+		/* Start on the chunk boundary at or before the first dirty byte. */
+		r = extent_at(&c, d->off, &e, &found);
+		if (r >= 0 && found)
+			start = e.off;
+		/* The last dirty byte this region must cover: contiguous dirty ranges go along. */
+		uint64_t last = d->off + d->len;
+		if (r >= 0)
+			r = flush_region(&c, start, last, &end);
+		/* Skip ranges the region already consumed. */
+		while (r >= 0 && k + 1 < c.dirty.n &&
+		       c.dirty.v[k + 1].off + c.dirty.v[k + 1].len <= end)
+			k++;
+		if (r >= 0 && k + 1 < c.dirty.n && c.dirty.v[k + 1].off < end) {
+			/* Partly consumed: what is left starts at end. */
+			struct range *nx = &c.dirty.v[k + 1];
+			nx->len -= end - nx->off;
+			nx->off = end;
+		}
+	}
+	if (r >= 0) {
+		i->dirty = false;
+		/* Its staging file may go once a later fs_sync has made this durable. */
+		i->clean_gen = fs->sync_gen;
+		r = fs_touch_parents(fs, i->ino);
+		pthread_mutex_lock(&fs->tab_mu);
+		fs->staged_bytes -= MIN(fs->staged_bytes, staged);
+		pthread_mutex_unlock(&fs->tab_mu);
+	}
+	if (r < 0)
+		log_error("inode %" PRIu64 ": flushing staged data: %s (kept staged)", i->ino,
+			  strerror(-r));
+out:
+	pthread_rwlock_unlock(&fs->sync_lock);
+	free(c.buf);
+	free(c.dirty.v);
+	pthread_mutex_unlock(&i->mu);
+	return r;
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * State shared by the fs modules (fsops.c: namespace and attributes; data.c: staging, read,
+ * write, flush; checkpoint.c: mount-time restore, flush threads, checkpoints). Not a public
+ * contract: only the fs module files include it.
+ *
+ * Locking, outermost first:
+ *   ns_lock (rwlock)  read: every operation that changes the working tree; write: a
+ *                     checkpoint freezing it while the trees are written;
+ *   ops_mu            serialises namespace operations (lookup-then-change sequences);
+ *   inode->mu         one file's data: staging file, dirty ranges, flush;
+ *   tab_mu            the in-memory inode table and the flush queue.
+ * meta calls are serialised inside meta.c and may be made under any of these.
+ */
+#pragma once
+
+#include <pthread.h>
+
+#include "fsops.h"
+#include "meta.h"
+
+#define FS_INODE_BUCKETS 4096
+
+/* In-memory state of a working-tree inode the kernel knows or that has staged data. */
+struct fs_inode {
+	uint64_t ino;
+	uint64_t nlookup; /* kernel references */
+	unsigned nopen;	  /* open handles */
+	pthread_mutex_t mu;
+	int staging_fd;	    /* -1 until the first write */
+	bool dirty;	    /* has dirty ranges */
+	bool queued;	    /* in the flush queue */
+	uint64_t due_ns;    /* flush after this (monotonic) */
+	unsigned refs;	    /* threads using this struct */
+	uint64_t clean_gen; /* fs->sync_gen when it last became clean */
+	struct fs_inode *hnext, *qnext;
+};
+
+struct blob_cache_entry;
+
+struct fs {
+	struct store *store;
+	struct meta *meta;
+	char *cache_dir, *staging_dir;
+	struct fs_options opt;
+
+	pthread_rwlock_t ns_lock;
+	pthread_mutex_t ops_mu;
+	/* Read: a flush storing chunks and recording them in meta. Write: fs_sync making
+	 * blobs durable (store_flush) and then meta (meta_sync), so a durable meta never names
+	 * a blob that is not durable. */
+	pthread_rwlock_t sync_lock;
+	uint64_t sync_gen; /* completed fs_sync calls */
+
+	pthread_mutex_t tab_mu;
+	pthread_cond_t tab_cond;
+	struct fs_inode *tab[FS_INODE_BUCKETS];
+	struct fs_inode *queue; /* inodes to flush, by due time */
+	uint64_t staged_bytes;	/* approximate, for back-pressure */
+	bool stopping;
+	int flush_error; /* last background flush error, reported at checkpoint */
+
+	pthread_mutex_t cache_mu;
+	struct blob_cache_entry *cache_head; /* most recent first */
+	uint64_t cache_bytes;
+
+	pthread_t *flushers;
+	unsigned n_flushers;
+	pthread_t checkpointer;
+	bool checkpointer_running;
+	pthread_mutex_t ckpt_mu; /* one checkpoint at a time */
+	bool changed;		 /* anything changed since the last checkpoint */
+};
+
+static inline uint64_t node_to_ino(uint64_t node)
+{
+	return node - 1;
+}
+static inline uint64_t ino_to_node(uint64_t ino)
+{
+	return ino + 1;
+}
+
+/* Inode table (checkpoint.c). get creates the entry; put frees it when unreferenced. */
+struct fs_inode *fs_inode_get(struct fs *fs, uint64_t ino);
+void fs_inode_put(struct fs *fs, struct fs_inode *i);
+/* Queue a dirty inode for a background flush after the configured delay. */
+void fs_flush_later(struct fs *fs, struct fs_inode *i);
+
+/* Data (data.c). */
+int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len, uint64_t off);
+ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, uint64_t off,
+		     uint64_t size);
+/* Change the size: drop extents and staged bytes past it, keep the prefix of a chunk cut
+ * in two. Caller holds i->mu and updates the inode's size itself. */
+int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint64_t new_size);
+/* Turn i's dirty ranges into stored chunks. Takes i->mu. */
+int fs_data_flush(struct fs *fs, struct fs_inode *i);
+/* Forget all staged data of a deleted inode. Caller holds i->mu. */
+void fs_data_discard(struct fs *fs, struct fs_inode *i);
+int fs_data_fsync(struct fs *fs, struct fs_inode *i, bool datasync);
+void fs_blob_cache_clear(struct fs *fs);
+
+/* Make chunks, then metadata durable; then drop staging files no longer needed. */
+int fs_sync(struct fs *fs);
+
+/* Attributes (fsops.c). */
+void fs_inode_to_stat(const struct meta_inode *mi, struct stat *st);
+int64_t fs_now_ns(void);
+/* Invalidate the trees of every directory holding ino (after any change to it). */
+int fs_touch_parents(struct fs *fs, uint64_t ino);

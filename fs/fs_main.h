@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Serving a mount (fs/main.c), for the mount.cairn front end.
+ * Order of use: fs_daemon_start() (unless foreground) before any thread exists, then open
+ * the store, then fs_serve(), which calls fs_daemon_ready(0) once the mount is up; a front
+ * end that fails before that calls fs_daemon_ready(1).
+ */
+#pragma once
+
+#include "fsops.h"
+
+struct fs_mount_options {
+	const char *source; /* the repository, for messages and /proc/mounts */
+	const char *mountpoint;
+	bool allow_other;
+	bool debug;
+	struct fs_options fs;
+};
+
+/* Fork; the parent waits for the child's word and exits with it. Returns 0 in the child. */
+int fs_daemon_start(void);
+/* Tell the waiting parent: 0 mounted, else failed. No-op in the foreground. */
+void fs_daemon_ready(int status);
+/* Mount and serve until unmounted; then the final checkpoint. Returns 0 or -errno. */
+int fs_serve(struct store *s, const struct fs_mount_options *o);

@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* mount.cairn: the mount(8) helper entry point, the same as `cairn mount`. */
+#include "tool.h"
+
+int main(int argc, char **argv)
+{
+	return cmd_mount(argc, argv);
+}
