@@ -223,8 +223,9 @@ int fs_checkpoint(struct fs *fs)
 		goto out;
 	/* Freeze the tree: nothing changes while its trees are written. */
 	pthread_rwlock_wrlock(&fs->ns_lock);
-	bool unchanged = meta_tree_get(fs->meta, META_ROOT_INO, &old) == 0;
 	r = flush_all(fs); /* what was written meanwhile */
+	/* A clean root means nothing changed: every change invalidates up to the root. */
+	bool unchanged = r >= 0 && meta_tree_get(fs->meta, META_ROOT_INO, &old) == 0;
 	if (r >= 0 && !unchanged)
 		r = tree_checkpoint(fs->meta, fs->store, &root);
 	pthread_rwlock_unlock(&fs->ns_lock);
@@ -294,6 +295,20 @@ static int queue_dirty_cb(uint64_t ino, void *ud)
 	fs_flush_later(fs, i);
 	fs_inode_put(fs, i);
 	return 0;
+}
+
+/* Unlinked while open when the daemon stopped: nothing can reach them any more. */
+static int reap_orphan_cb(uint64_t ino, void *ud)
+{
+	struct fs *fs = ud;
+	struct fs_inode *i = fs_inode_get(fs, ino);
+	if (!i)
+		return -ENOMEM;
+	pthread_mutex_lock(&i->mu);
+	fs_data_discard(fs, i);
+	pthread_mutex_unlock(&i->mu);
+	fs_inode_put(fs, i);
+	return meta_inode_delete(fs->meta, ino);
 }
 
 /* Staging files of inodes with nothing staged are leftovers of a crash. */
@@ -433,9 +448,12 @@ int fs_open(struct store *s, const struct fs_options *o, struct fs **ret)
 		log_error("working tree %s: %s", meta_path, strerror(-r));
 		goto fail;
 	}
-	r = meta_dirty_inodes(fs->meta, queue_dirty_cb, fs);
+	r = meta_orphans(fs->meta, reap_orphan_cb, fs);
+	if (r >= 0)
+		r = meta_dirty_inodes(fs->meta, queue_dirty_cb, fs);
 	if (r < 0)
 		goto fail;
+	fs->mount_time = fs_now_ns();
 	clean_staging(fs);
 
 	fs->flushers = calloc(fs->opt.flush_threads, sizeof(*fs->flushers));

@@ -69,7 +69,7 @@ struct fs {
 	pthread_t checkpointer;
 	bool checkpointer_running;
 	pthread_mutex_t ckpt_mu; /* one checkpoint at a time */
-	bool changed;		 /* anything changed since the last checkpoint */
+	int64_t mount_time;	 /* the mount root's times */
 };
 
 static inline uint64_t node_to_ino(uint64_t node)

@@ -62,13 +62,15 @@ void fs_inode_to_stat(const struct meta_inode *mi, struct stat *st)
 	ns_to_ts(mi->ctime, &st->st_ctim);
 }
 
-static void root_stat(struct stat *st)
+static void root_stat(struct fs *fs, struct stat *st)
 {
 	*st = (struct stat){0};
 	st->st_ino = FSOPS_ROOT;
 	st->st_mode = S_IFDIR | 0755;
 	st->st_nlink = 3;
 	st->st_blksize = 4096;
+	ns_to_ts(fs->mount_time, &st->st_atim);
+	st->st_mtim = st->st_ctim = st->st_atim;
 }
 
 static int invalidate_cb(uint64_t parent, void *ud)
@@ -194,7 +196,7 @@ int fsops_getattr(struct fs *fs, uint64_t node, struct stat *ret)
 {
 	struct meta_inode mi;
 	if (node == FSOPS_ROOT) {
-		root_stat(ret);
+		root_stat(fs, ret);
 		return 0;
 	}
 	int r = meta_inode_get(fs->meta, node_to_ino(node), &mi);
@@ -712,6 +714,13 @@ ssize_t fsops_write(struct fs *fs, uint64_t node, const void *buf, size_t len, u
 	r = fs_data_write(fs, i, buf, len, off);
 	pthread_mutex_unlock(&i->mu);
 	pthread_rwlock_unlock(&fs->ns_lock);
+	/* Cache pressure: chunk and store what is staged even though the file is still open.
+	 * The flush holds the file's lock, so further writes to it wait: back-pressure. */
+	pthread_mutex_lock(&fs->tab_mu);
+	bool pressure = fs->staged_bytes > fs->opt.staging_limit;
+	pthread_mutex_unlock(&fs->tab_mu);
+	if (r >= 0 && pressure)
+		fs_flush_later(fs, i);
 	fs_inode_put(fs, i);
 	return r < 0 ? r : (ssize_t)len;
 }
@@ -781,7 +790,7 @@ int fsops_readdir(struct fs *fs, uint64_t node, uint64_t cookie,
 	int r;
 
 	if (node == FSOPS_ROOT) {
-		root_stat(&e.attr);
+		root_stat(fs, &e.attr);
 		e.node = FSOPS_ROOT;
 		if (cookie < 1 && (r = fn(1, ".", &e, ud)) != 0)
 			return r < 0 ? r : 0;

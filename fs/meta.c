@@ -45,6 +45,8 @@ static const char schema_sql[] =
 	" name BLOB NOT NULL, ino INTEGER NOT NULL, UNIQUE(parent, name));"
 	"CREATE INDEX dentries_parent_id ON dentries(parent, id);"
 	"CREATE INDEX dentries_ino ON dentries(ino);"
+	/* Orphans are rare: a partial index finds them without scanning every inode. */
+	"CREATE INDEX inodes_orphans ON inodes(ino) WHERE nlink = 0;"
 	"CREATE TABLE xattrs(ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,"
 	" PRIMARY KEY(ino, name)) WITHOUT ROWID;"
 	"CREATE TABLE extents(ino INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL,"
@@ -93,6 +95,7 @@ enum stmt {
 	ST_DIRTY_INSERT,
 	ST_DIRTY_RANGES,
 	ST_DIRTY_INODES,
+	ST_ORPHANS,
 	ST_TREE_GET,
 	ST_TREE_SET,
 	ST_TREE_CLEAR,
@@ -153,6 +156,7 @@ static const char *const stmt_sql[_ST_MAX] = {
 	[ST_DIRTY_RANGES] = "SELECT off, len FROM dirty WHERE ino = ?1 AND off > ?2"
 			    " ORDER BY off LIMIT ?3",
 	[ST_DIRTY_INODES] = "SELECT DISTINCT ino FROM dirty WHERE ino > ?1 ORDER BY ino LIMIT ?2",
+	[ST_ORPHANS] = "SELECT ino FROM inodes WHERE nlink = 0 AND ino > ?1 ORDER BY ino LIMIT ?2",
 	[ST_TREE_GET] = "SELECT tree FROM inodes WHERE ino = ?1",
 	[ST_TREE_SET] = "UPDATE inodes SET tree = ?2 WHERE ino = ?1",
 	[ST_TREE_CLEAR] = "UPDATE inodes SET tree = NULL WHERE ino = ?1 AND tree IS NOT NULL",
@@ -910,7 +914,8 @@ int meta_readdir(struct meta *m, uint64_t dir, uint64_t cookie,
 	}
 }
 
-/* Up to META_BATCH integers from ST_PARENTS (of a) or ST_DIRTY_INODES, after `after`. */
+/* Up to META_BATCH integers from ST_PARENTS (of a), ST_DIRTY_INODES or ST_ORPHANS, after
+ * `after`. */
 static int u64_batch(struct meta *m, enum stmt st, uint64_t a, uint64_t after, uint64_t *out,
 		     size_t *ret_n, const char *what)
 {
@@ -919,7 +924,7 @@ static int u64_batch(struct meta *m, enum stmt st, uint64_t a, uint64_t after, u
 	size_t n = 0;
 	int r, i = 1;
 
-	if (st != ST_DIRTY_INODES)
+	if (st == ST_PARENTS)
 		bind_u64(s, i++, a);
 	bind_u64(s, i++, after);
 	sqlite3_bind_int(s, i, META_BATCH);
@@ -931,24 +936,31 @@ static int u64_batch(struct meta *m, enum stmt st, uint64_t a, uint64_t after, u
 	return 0;
 }
 
-int meta_parents(struct meta *m, uint64_t ino, int (*fn)(uint64_t parent, void *ud), void *ud)
+/* Walk the integers a batched statement yields, calling fn without the lock held. */
+static int u64_walk(struct meta *m, enum stmt st, uint64_t a, int (*fn)(uint64_t v, void *ud),
+		    void *ud, const char *what)
 {
-	uint64_t p[META_BATCH], after = 0;
+	uint64_t v[META_BATCH], after = 0;
 
 	for (;;) {
 		size_t n;
-		int r = u64_batch(m, ST_PARENTS, ino, after, p, &n, "listing parents");
+		int r = u64_batch(m, st, a, after, v, &n, what);
 		if (r < 0)
 			return r;
 		for (size_t i = 0; i < n; i++) {
-			r = fn(p[i], ud);
+			r = fn(v[i], ud);
 			if (r)
 				return r < 0 ? r : 0;
 		}
 		if (n < META_BATCH)
 			return 0;
-		after = p[n - 1];
+		after = v[n - 1];
 	}
+}
+
+int meta_parents(struct meta *m, uint64_t ino, int (*fn)(uint64_t parent, void *ud), void *ud)
+{
+	return u64_walk(m, ST_PARENTS, ino, fn, ud, "listing parents");
 }
 
 /* ---- extended attributes ---- */
@@ -1282,22 +1294,12 @@ int meta_dirty_ranges(struct meta *m, uint64_t ino, int (*fn)(uint64_t off, uint
 
 int meta_dirty_inodes(struct meta *m, int (*fn)(uint64_t ino, void *ud), void *ud)
 {
-	uint64_t inos[META_BATCH], after = 0;
+	return u64_walk(m, ST_DIRTY_INODES, 0, fn, ud, "listing dirty inodes");
+}
 
-	for (;;) {
-		size_t n;
-		int r = u64_batch(m, ST_DIRTY_INODES, 0, after, inos, &n, "listing dirty inodes");
-		if (r < 0)
-			return r;
-		for (size_t i = 0; i < n; i++) {
-			r = fn(inos[i], ud);
-			if (r)
-				return r < 0 ? r : 0;
-		}
-		if (n < META_BATCH)
-			return 0;
-		after = inos[n - 1];
-	}
+int meta_orphans(struct meta *m, int (*fn)(uint64_t ino, void *ud), void *ud)
+{
+	return u64_walk(m, ST_ORPHANS, 0, fn, ud, "listing orphan inodes");
 }
 
 /* ---- checkpoint bookkeeping ---- */

@@ -126,6 +126,9 @@ int meta_dirty_ranges(struct meta *m, uint64_t ino, int (*fn)(uint64_t off, uint
 		      void *ud);
 /* Every inode with dirty ranges (after a crash: files to flush). */
 int meta_dirty_inodes(struct meta *m, int (*fn)(uint64_t ino, void *ud), void *ud);
+/* Every inode with no links left: unlinked while open, then the daemon stopped (a crash).
+ * Nothing references them any more after a restart; they are to be deleted. */
+int meta_orphans(struct meta *m, int (*fn)(uint64_t ino, void *ud), void *ud);
 
 /* Checkpoint bookkeeping for directories: the tree id of the last checkpoint, cleared
  * (dirty) whenever the directory or anything below it changes. get: -ENOENT when dirty. */

@@ -200,8 +200,10 @@ int cmd_mount(int argc, char **argv)
 		fs_daemon_ready(1);
 		return EXIT_FAIL;
 	}
-	if (!a.foreground)
+	if (!a.foreground) {
 		redirect_log(s);
+		log_set_max_level(LOG_INFO); /* the log file keeps the daemon's story */
+	}
 	/* cairn umount reads the outcome here once we are gone; never a stale one. */
 	_cleanup_free_ char *cache = strdup(store_cache_dir(s));
 	if (!cache) {

@@ -4,5 +4,6 @@
 
 int main(int argc, char **argv)
 {
+	tool_init_logging();
 	return cmd_mkfs(argc, argv);
 }

@@ -8,6 +8,11 @@
 #include <stdio.h>
 #include <termios.h>
 
+void tool_init_logging(void)
+{
+	log_set_max_level(isatty(STDERR_FILENO) ? LOG_INFO : LOG_WARNING);
+}
+
 int tool_open_backend(const char *location, bool create, struct backend **ret)
 {
 	const char *path = location;

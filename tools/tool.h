@@ -18,6 +18,9 @@
 
 #define PASSPHRASE_MAX 1024
 
+/* Informational messages on a terminal only: under cron, a tool prints only problems. */
+void tool_init_logging(void);
+
 /* Open "/path", "./path" or "file:///path" as a local directory backend. */
 int tool_open_backend(const char *location, bool create, struct backend **ret);
 
