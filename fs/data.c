@@ -259,7 +259,8 @@ int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len
 		return r;
 	if (off + len > mi.size)
 		mi.size = off + len;
-	mi.mtime = mi.ctime = fs_now_ns();
+	if (!fs->kernel_times)
+		mi.mtime = mi.ctime = fs_now_ns();
 	r = meta_inode_update(fs->meta, &mi);
 	if (r >= 0)
 		r = mark_dirty(fs, i);

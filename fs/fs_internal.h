@@ -70,6 +70,9 @@ struct fs {
 	bool checkpointer_running;
 	pthread_mutex_t ckpt_mu; /* one checkpoint at a time */
 	int64_t mount_time;	 /* the mount root's times */
+	/* The kernel's writeback cache is on: it keeps mtime/ctime of written files and sends
+	 * them by setattr; writes must not stamp their own (cp -p sets times before close). */
+	bool kernel_times;
 };
 
 static inline uint64_t node_to_ino(uint64_t node)

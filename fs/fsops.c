@@ -147,6 +147,11 @@ int fsops_lookup(struct fs *fs, uint64_t parent, const char *name, struct fs_ent
 	return make_entry(fs, ino, ret);
 }
 
+void fs_set_kernel_times(struct fs *fs, bool on)
+{
+	fs->kernel_times = on;
+}
+
 void fsops_ref(struct fs *fs, uint64_t node)
 {
 	if (node < FSOPS_CURRENT)

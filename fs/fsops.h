@@ -48,6 +48,8 @@ int fs_open(struct store *s, const struct fs_options *o, struct fs **ret);
  * negative return means the last checkpoint failed; staged data stays in the cache for the
  * next mount. */
 int fs_close(struct fs *fs);
+/* The kernel keeps written files' mtime/ctime itself (FUSE writeback cache). */
+void fs_set_kernel_times(struct fs *fs, bool on);
 /* Flush all dirty files and commit the working tree now (if anything changed). */
 int fs_checkpoint(struct fs *fs);
 

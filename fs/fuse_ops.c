@@ -38,8 +38,10 @@ static void reply_entry(fuse_req_t req, int r, const struct fs_entry *e)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	/* Let the kernel merge small writes into large ones; rsync writes 32-256 KiB. */
-	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+		fs_set_kernel_times(userdata, true);
+	}
 	/* ACLs are xattrs we store; the kernel enforces them (needs default_permissions). */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;

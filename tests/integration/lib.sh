@@ -18,6 +18,24 @@
 #   expect_stderr_match REGEX   fail unless $T/stderr matches the extended REGEX
 #   check_sanitizer_log FILE... fail if a FILE holds an ASan/UBSan/LSan report (a FILE that
 #                               does not exist counts as clean)
+#   cairn_mount REPO MNT [OPT...]
+#                               mount.cairn REPO MNT -o cachedir=$T/cache[,OPT...] (a later
+#                               cachedir= wins); fail unless it exits 0 and MNT/current shows
+#                               within 20 s. At exit a mount still up is detached and its
+#                               daemon given 30 s to end (then killed)
+#   cairn_umount MNT            `cairn umount MNT` must exit 0 within $CAIRN_UMOUNT_TIMEOUT
+#                               (300 s): everything stored, the daemon exited 0; then
+#                               check_sanitizer_log on the daemon's mount.log
+#   daemon_pid MNT              print the pid of the daemon serving MNT
+#   cache_of MNT                print the repository's cache directory of the mount at MNT
+#   is_mounted MNT              true while a file system is mounted at MNT (an absolute path)
+#   tree_compare SRC DST        fail unless `rsync -aHAX -c --dry-run --itemize-changes
+#                               SRC/ DST/` prints nothing (the trees are byte- and
+#                               metadata-equal)
+#   copy_real_tree DIR MIB      copy /usr/share/doc, then files of /usr/lib, into DIR until
+#                               about MIB MiB (a real tree: many small files, symlinks)
+#   bounded SECS CMD...         run CMD, killed after SECS seconds (a hung FUSE request must
+#                               not hang the test)
 
 set -eu
 
