@@ -869,6 +869,9 @@ int fsops_setxattr(struct fs *fs, uint64_t node, const char *name, const void *v
 		   int flags)
 {
 	uint64_t ino;
+	/* The mount root's control attribute: a synchronous checkpoint, its outcome the reply. */
+	if (node == FSOPS_ROOT && !strcmp(name, "user.cairn.checkpoint"))
+		return fs_checkpoint(fs);
 	int r = xattr_ino(fs, node, &ino);
 	if (r < 0)
 		return r;

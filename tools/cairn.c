@@ -13,6 +13,7 @@ static const struct {
 	{"info", cmd_info, "describe a repository"},
 	{"mount", cmd_mount, "mount a repository (as mount.cairn)"},
 	{"umount", cmd_umount, "unmount and wait until everything is stored"},
+	{"checkpoint", cmd_checkpoint, "store and commit a mounted working tree now"},
 };
 
 static void usage(FILE *f)

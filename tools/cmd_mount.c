@@ -226,6 +226,26 @@ int cmd_mount(int argc, char **argv)
 	return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
+/* The control attributes mean something only on a cairn mount point; a plain directory
+ * would happily store them. Ask the kernel's mount table. */
+static bool is_cairn_mount(const char *path)
+{
+	_cleanup_free_ char *real = realpath(path, NULL);
+	char line[8192], mnt[4096], type[64];
+	bool found = false;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	while (real && f && !found && fgets(line, sizeof(line), f)) {
+		/* "id parent maj:min root mountpoint options... - type source superopts" */
+		const char *dash = strstr(line, " - ");
+		found = dash && sscanf(line, "%*u %*u %*s %*s %4095s", mnt) == 1 &&
+			sscanf(dash + 3, "%63s", type) == 1 && !strcmp(type, "fuse.cairn") &&
+			!strcmp(mnt, real);
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
 static void umount_usage(FILE *f)
 {
 	fprintf(f, "Usage: cairn umount MOUNTPOINT\n"
@@ -245,8 +265,11 @@ int cmd_umount(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *mnt = argv[1];
-	ssize_t n = getxattr(mnt, XATTR_PID, pidtext, sizeof(pidtext) - 1);
-	ssize_t m = getxattr(mnt, XATTR_CACHE, cache, sizeof(cache) - 1);
+	ssize_t n = -1, m = -1;
+	if (is_cairn_mount(mnt)) {
+		n = getxattr(mnt, XATTR_PID, pidtext, sizeof(pidtext) - 1);
+		m = getxattr(mnt, XATTR_CACHE, cache, sizeof(cache) - 1);
+	}
 	if (n <= 0 || m <= 0) {
 		fprintf(stderr, "cairn umount: %s is not a cairn mount\n", mnt);
 		return EXIT_FAIL;
@@ -292,6 +315,28 @@ int cmd_umount(int argc, char **argv)
 		status[strcspn(status, "\n")] = 0;
 		fprintf(stderr, "cairn umount: the last checkpoint failed (%s); see %s/mount.log\n",
 			status + 2, cache);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+int cmd_checkpoint(int argc, char **argv)
+{
+	if (argc != 2 || argv[1][0] == '-') {
+		bool help = argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
+		fprintf(help ? stdout : stderr,
+			"Usage: cairn checkpoint MOUNTPOINT\n"
+			"Store every dirty byte and commit the working tree now.\n"
+			"Exit status: 0 committed, 1 failed, 2 usage error.\n");
+		return help ? EXIT_OK : EXIT_USAGE;
+	}
+	if (!is_cairn_mount(argv[1])) {
+		fprintf(stderr, "cairn checkpoint: %s is not a cairn mount point\n", argv[1]);
+		return EXIT_FAIL;
+	}
+	if (setxattr(argv[1], "user.cairn.checkpoint", "1", 1, 0) < 0) {
+		fprintf(stderr, "cairn checkpoint: %s: %s (see the mount's log)\n", argv[1],
+			strerror(errno));
 		return EXIT_FAIL;
 	}
 	return EXIT_OK;

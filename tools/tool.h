@@ -53,3 +53,4 @@ int cmd_mkfs(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
+int cmd_checkpoint(int argc, char **argv);

@@ -174,3 +174,117 @@ check_sanitizer_log()
 		fi
 	done
 }
+
+# --- mounts -------------------------------------------------------------------------------
+bounded()
+{
+	_cairn_secs=$1
+	shift
+	timeout -k 5 "$_cairn_secs" "$@"
+}
+
+is_mounted()
+{
+	awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
+}
+
+daemon_pid()
+{
+	bounded 10 getfattr -n user.cairn.pid --only-values "$1" ||
+		fail "$1: no daemon pid (not a cairn mount?)"
+}
+
+cache_of()
+{
+	bounded 10 getfattr -n user.cairn.cachedir --only-values "$1" ||
+		fail "$1: no cache directory (not a cairn mount?)"
+}
+
+# At exit: detach a mount still up and let its daemon end; never leave one running on $T.
+_cairn_reap()
+{
+	if is_mounted "$1"; then
+		fusermount3 -u -z "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
+	fi
+	[ -n "$2" ] || return 0
+	_cairn_i=0
+	while kill -0 "$2" 2>/dev/null && [ "$_cairn_i" -lt 300 ]; do
+		sleep 0.1
+		_cairn_i=$((_cairn_i + 1))
+	done
+	if kill -0 "$2" 2>/dev/null; then
+		echo "warning: the daemon of $1 (pid $2) did not end; killing it" >&2
+		kill -9 "$2" 2>/dev/null
+	fi
+	return 0
+}
+
+cairn_mount()
+{
+	[ $# -ge 2 ] || {
+		echo "ERROR: usage: cairn_mount REPO MNT [OPTION...]" >&2
+		exit 99
+	}
+	_cairn_repo=$1
+	_cairn_mnt=$2
+	shift 2
+	_cairn_opts="cachedir=$T/cache"
+	for _cairn_o in "$@"; do
+		_cairn_opts="$_cairn_opts,$_cairn_o"
+	done
+	mkdir -p "$_cairn_mnt"
+	if ! bounded 60 mount.cairn "$_cairn_repo" "$_cairn_mnt" -o "$_cairn_opts"; then
+		for _cairn_log in "$T"/cache/*/mount.log; do
+			[ -f "$_cairn_log" ] && tail -n 20 "$_cairn_log" >&2
+		done
+		fail "mount.cairn $_cairn_repo $_cairn_mnt -o $_cairn_opts failed"
+	fi
+	_cairn_i=0
+	until bounded 5 test -d "$_cairn_mnt/current"; do
+		_cairn_i=$((_cairn_i + 1))
+		[ "$_cairn_i" -lt 40 ] || fail "$_cairn_mnt/current did not show within 20 s"
+		sleep 0.5
+	done
+	_cairn_pid=$(daemon_pid "$_cairn_mnt") || exit 1
+	on_exit _cairn_reap "$_cairn_mnt" "$_cairn_pid"
+}
+
+cairn_umount()
+{
+	_cairn_cache=$(cache_of "$1") || exit 1
+	_cairn_urc=0
+	bounded "${CAIRN_UMOUNT_TIMEOUT:-300}" cairn umount "$1" || _cairn_urc=$?
+	if [ "$_cairn_urc" != 0 ]; then
+		echo "--- end of $_cairn_cache/mount.log:" >&2
+		tail -n 30 "$_cairn_cache/mount.log" >&2
+		echo "---" >&2
+		fail "cairn umount $1: exit $_cairn_urc"
+	fi
+	! is_mounted "$1" || fail "$1 is still mounted after cairn umount"
+	check_sanitizer_log "$_cairn_cache/mount.log"
+}
+
+# --- trees --------------------------------------------------------------------------------
+tree_compare()
+{
+	bounded 600 rsync -aHAX --dry-run --itemize-changes -c "$1/" "$2/" >"$T/compare" ||
+		fail "rsync compare of $1 and $2 failed"
+	if [ -s "$T/compare" ]; then
+		echo "--- differences between $1 and $2:" >&2
+		head -n 50 "$T/compare" >&2
+		echo "---" >&2
+		fail "$2 differs from $1 ($(wc -l <"$T/compare") lines)"
+	fi
+}
+
+copy_real_tree()
+{
+	mkdir -p "$1"
+	# Whole files in find's order until the budget is spent; tar keeps the hard links and
+	# symlinks among them. Names are taken verbatim (a name may begin with '-').
+	find /usr/share/doc /usr/lib -xdev \( -type f -o -type l \) -printf '%s %p\n' 2>/dev/null |
+		awk -v left=$(($2 * 1048576)) 'left <= 0 { exit } { left -= $1; sub(/^[0-9]+ \//, ""); print }' \
+			>"$T/copy-list"
+	tar -C / --no-recursion --verbatim-files-from -cf - -T "$T/copy-list" |
+		tar -C "$1" -xf - || fail "copying a real tree into $1 failed"
+}
