@@ -452,6 +452,9 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 	 * fs_sync (checkpoint.c) takes this lock for writing around store_flush + meta_sync. */
 	pthread_rwlock_rdlock(&fs->sync_lock);
 	r = meta_inode_get(fs->meta, i->ino, &mi);
+	/* Staged bytes past the end (a race of a write with a truncate) are not file data. */
+	if (r >= 0 && i->dirty)
+		r = meta_dirty_clear(fs->meta, i->ino, mi.size, UINT64_MAX - mi.size);
 	if (r >= 0 && i->dirty)
 		r = meta_dirty_ranges(fs->meta, i->ino, collect_range, &c.dirty);
 	if (r < 0 || c.dirty.n == 0) {
@@ -497,6 +500,16 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 			nx->off = end;
 		}
 	}
+	/* Whatever a region could not consume stays staged, and the file stays dirty. */
+	struct range_list left = {0};
+	if (r >= 0)
+		r = meta_dirty_ranges(fs->meta, i->ino, collect_range, &left);
+	if (r >= 0 && left.n) {
+		log_warning("inode %" PRIu64 ": %zu staged ranges left after a flush; retrying later",
+			    i->ino, left.n);
+		r = -EAGAIN;
+	}
+	free(left.v);
 	if (r >= 0) {
 		i->dirty = false;
 		/* Its staging file may go once a later fs_sync has made this durable. */
