@@ -505,7 +505,8 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 	if (r >= 0)
 		r = meta_dirty_ranges(fs->meta, i->ino, collect_range, &left);
 	if (r >= 0 && left.n) {
-		log_warning("inode %" PRIu64 ": %zu staged ranges left after a flush; retrying later",
+		log_warning("inode %" PRIu64
+			    ": %zu staged ranges left after a flush; retrying later",
 			    i->ino, left.n);
 		r = -EAGAIN;
 	}

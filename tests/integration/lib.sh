@@ -190,13 +190,13 @@ is_mounted()
 
 daemon_pid()
 {
-	bounded 10 getfattr -n user.cairn.pid --only-values "$1" ||
+	bounded 10 getfattr --absolute-names -n user.cairn.pid --only-values "$1" ||
 		fail "$1: no daemon pid (not a cairn mount?)"
 }
 
 cache_of()
 {
-	bounded 10 getfattr -n user.cairn.cachedir --only-values "$1" ||
+	bounded 10 getfattr --absolute-names -n user.cairn.cachedir --only-values "$1" ||
 		fail "$1: no cache directory (not a cairn mount?)"
 }
 

@@ -196,9 +196,10 @@ struct test_backend {
 	void *ud;
 
 	pthread_mutex_t mu; /* guards the fields below */
-	char landed_prefix[32];
-	int landed_error;
-	unsigned landed_left, landed_done;
+	char fail_prefix[32];
+	int fail_error;
+	unsigned fail_refuse, fail_land; /* puts left to fail without and after landing */
+	unsigned refused, landed;	 /* puts failed so far, each way */
 	bool tamper_config;
 	unsigned config_gets;
 };
@@ -211,23 +212,45 @@ static struct test_backend *to_test(struct backend *b)
 	return (struct test_backend *)b;
 }
 
-static int tb_put(struct backend *b, const char *key, const void *data, size_t len,
-		  unsigned flags)
+static int tb_put(struct backend *b, const char *key, const void *data, size_t len, unsigned flags)
 {
 	struct test_backend *t = to_test(b);
+	int fail = 0;
+	bool land = false;
+
+	pthread_mutex_lock(&t->mu);
+	if (t->fail_refuse + t->fail_land &&
+	    !strncmp(key, t->fail_prefix, strlen(t->fail_prefix))) {
+		fail = t->fail_error;
+		land = t->fail_refuse < t->fail_land; /* alternate, refusing first */
+		if (land)
+			t->fail_land--;
+		else {
+			t->fail_refuse--;
+			t->refused++;
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	if (fail && !land)
+		return fail;
+
 	if (t->before_put)
 		t->before_put(t, key, flags);
 	int r = backend_put(t->inner, key, data, len, flags);
 	if (r == 0 && t->after_put)
 		t->after_put(t, key, flags);
-	pthread_mutex_lock(&t->mu);
-	if (r == 0 && t->landed_left &&
-	    !strncmp(key, t->landed_prefix, strlen(t->landed_prefix))) {
-		t->landed_left--;
-		t->landed_done++;
-		r = t->landed_error;
+	if (land) {
+		/* Nothing landed (a retry of a landed pack is -EEXIST): keep the failure for
+		 * the next put. */
+		pthread_mutex_lock(&t->mu);
+		if (r == 0)
+			t->landed++;
+		else
+			t->fail_land++;
+		pthread_mutex_unlock(&t->mu);
+		if (r == 0)
+			r = fail;
 	}
-	pthread_mutex_unlock(&t->mu);
 	return r;
 }
 
@@ -308,24 +331,26 @@ static struct test_backend *tb_local(const struct repo *r)
 	return tb_new(inner);
 }
 
-/* The next count puts under prefix land in the inner backend, then report error. */
-static void tb_land_then_fail(struct test_backend *t, const char *prefix, int error,
-			      unsigned count)
+/* The next refuse + land puts under prefix fail with error: refuse of them without
+ * reaching the inner backend, land of them after landing in it, alternately. */
+static void tb_fail_puts(struct test_backend *t, const char *prefix, int error, unsigned refuse,
+			 unsigned land)
 {
 	pthread_mutex_lock(&t->mu);
-	snprintf(t->landed_prefix, sizeof(t->landed_prefix), "%s", prefix);
-	t->landed_error = error;
-	t->landed_left = count;
-	t->landed_done = 0;
+	snprintf(t->fail_prefix, sizeof(t->fail_prefix), "%s", prefix);
+	t->fail_error = error;
+	t->fail_refuse = refuse;
+	t->fail_land = land;
+	t->refused = t->landed = 0;
 	pthread_mutex_unlock(&t->mu);
 }
 
-static unsigned tb_landed_done(struct test_backend *t)
+static void tb_failed(struct test_backend *t, unsigned *ret_refused, unsigned *ret_landed)
 {
 	pthread_mutex_lock(&t->mu);
-	unsigned n = t->landed_done;
+	*ret_refused = t->refused;
+	*ret_landed = t->landed;
 	pthread_mutex_unlock(&t->mu);
-	return n;
 }
 
 /* ---- 1. a broken lock stops every later write ---------------------------------------- */
@@ -409,8 +434,8 @@ static long dead_pid(void)
 }
 
 /* Write a lock by hand; machine or pidns NULL leaves the line out, as an older cairn did. */
-static void plant_lock(struct backend *b, const char *machine, const char *boot,
-		       const char *pidns, long pid, int64_t expires)
+static void plant_lock(struct backend *b, const char *machine, const char *boot, const char *pidns,
+		       long pid, int64_t expires)
 {
 	char text[1024], m[128] = "", p[128] = "";
 	if (machine)
@@ -500,10 +525,10 @@ static void test_second_copy(void)
 	/* Pack B: a second copy of x, as rewriting a partly dead pack makes. */
 	struct backend *b = store_backend(s);
 	tap_require(pack_builder_init(&pb) == 0);
-	tap_require(codec_encode_blob(store_codec(s), BLOB_DATA, &x, data, sizeof(data),
-				      &sealed) == 0);
-	tap_require(pack_builder_add(&pb, &x, BLOB_DATA, sealed.data, sealed.len,
-				     sizeof(data)) == 0);
+	tap_require(codec_encode_blob(store_codec(s), BLOB_DATA, &x, data, sizeof(data), &sealed) ==
+		    0);
+	tap_require(pack_builder_add(&pb, &x, BLOB_DATA, sealed.data, sealed.len, sizeof(data)) ==
+		    0);
 	tap_require(pack_builder_finish(&pb, store_codec(s)) == 0);
 	pack_key(pb.name, key_b);
 	tap_require(backend_put(b, key_b, pb.data.data, pb.data.len, BACKEND_PUT_EXCLUSIVE) == 0);
@@ -600,17 +625,19 @@ static void test_landed_pack(void)
 	struct test_backend *t = tb_local(&r);
 	tap_require(open_repo(&r, &t->base, NULL, &s) == 0);
 	tap_require(put_seeded(s, 11, 5000, &x) == 0);
-	tb_land_then_fail(t, "data/", -EIO, 1);
+	tb_fail_puts(t, "data/", -EIO, 0, 1);
 	log_set_max_level(0);
 	is_int(store_flush(s), -EIO, "a pack upload that landed but failed: flush says -EIO");
 	log_set_max_level(LOG_INFO);
-	is_int(tb_landed_done(t), 1, "(the pack did land)");
+	unsigned refused, landed;
+	tb_failed(t, &refused, &landed);
+	is_int(landed, 1, "(the pack did land)");
 	is_int(store_flush(s), 0, "the next flush recognises the pack as uploaded");
 	is_int(count_keys(&t->base, "data/"), 1, "one pack object, not two");
 
 	/* A backend that retries a timed-out put itself finds its own object: -EEXIST. */
 	tap_require(put_seeded(s, 12, 5000, &y) == 0);
-	tb_land_then_fail(t, "data/", -EEXIST, 1);
+	tb_fail_puts(t, "data/", -EEXIST, 0, 1);
 	is_int(store_flush(s), 0, "an upload that reports -EEXIST for our own pack succeeds");
 	is_int(commit_root(s, &y, &seq), 0, "commit");
 	is_int(store_close(s), 0, "close");
@@ -636,7 +663,7 @@ static void test_landed_commit(void)
 	struct test_backend *t = tb_local(&r);
 	tap_require(open_repo(&r, &t->base, NULL, &s) == 0);
 	tap_require(put_seeded(s, 21, 2000, &x) == 0);
-	tb_land_then_fail(t, "commits/", -EEXIST, 1);
+	tb_fail_puts(t, "commits/", -EEXIST, 0, 1);
 	log_set_max_level(0);
 	is_int(commit_root(s, &x, &seq), 0, "a commit whose put reports -EEXIST for itself: 0");
 	log_set_max_level(LOG_INFO);
@@ -646,7 +673,7 @@ static void test_landed_commit(void)
 	is_int(seq, 2, "as commit 2");
 
 	/* A commit reported as failed (-EIO) although it landed. */
-	tb_land_then_fail(t, "commits/", -EIO, 1);
+	tb_fail_puts(t, "commits/", -EIO, 0, 1);
 	log_set_max_level(0);
 	int r1 = commit_root(s, &x, &seq);
 	int r2 = commit_root(s, &y, &seq);
@@ -735,8 +762,9 @@ static void test_back_pressure(void)
 	is_int(ok_missing, 0, "every successful put did");
 	store_get_stats(s, &st);
 	uint64_t bound = (uint64_t)(o.max_packs_in_flight + 1) * (PACK_SIZE_MIN + LEN + 1024);
-	ok(st.sealed_bytes <= bound, "memory stays bounded: %" PRIu64 " bytes held (bound %" PRIu64 ")",
-	   st.sealed_bytes, bound);
+	ok(st.sealed_bytes <= bound,
+	   "memory stays bounded: %" PRIu64 " bytes held (bound %" PRIu64 ")", st.sealed_bytes,
+	   bound);
 
 	backend_fault_reset(fault);
 	is_int(store_flush(s), 0, "once the backend recovers, flush succeeds");
@@ -869,17 +897,18 @@ static void *stress_thread(void *p)
 		size_t len = stress_len(seed);
 		struct blob_id id;
 		fill(data, len, seed);
-		if (store_put(a->s, BLOB_DATA, data, len, &id, NULL) < 0) {
+		if (store_put(a->s, BLOB_DATA, data, len, &id, NULL) < 0)
 			a->put_errors++;
-			continue;
+		else {
+			a->accepted[i] = true;
+			buf_reset(&got);
+			if (store_get(a->s, BLOB_DATA, &id, &got) < 0 || got.len != len ||
+			    memcmp(got.data, data, len))
+				a->bad_gets++;
+			if (a->t == 0 && i % 50 == 49 && commit_root(a->s, &id, NULL) < 0)
+				a->commit_errors++;
 		}
-		a->accepted[i] = true;
-		buf_reset(&got);
-		if (store_get(a->s, BLOB_DATA, &id, &got) < 0 || got.len != len ||
-		    memcmp(got.data, data, len))
-			a->bad_gets++;
-		if (a->t == 0 && i % 50 == 49 && commit_root(a->s, &id, NULL) < 0)
-			a->commit_errors++;
+		/* Flush whether or not the put failed: flushing is what retries failed packs. */
 		if (a->t == 1 && i % 37 == 36 && store_flush(a->s) < 0)
 			a->flush_errors++;
 		if (a->faults && i % 20 == 19 && store_flush(a->s) < 0)
@@ -896,7 +925,7 @@ static void stress_run(const struct repo *r, struct store *s, bool faults, const
 	struct stress a[STRESS_THREADS];
 	pthread_t th[STRESS_THREADS];
 	unsigned put_errors = 0, bad_gets = 0, flush_errors = 0, commit_errors = 0;
-	struct blob_id root;
+	struct blob_id root = {{0}};
 
 	for (unsigned t = 0; t < STRESS_THREADS; t++) {
 		a[t] = (struct stress){.s = s, .t = t, .faults = faults};
@@ -909,15 +938,15 @@ static void stress_run(const struct repo *r, struct store *s, bool faults, const
 		flush_errors += a[t].flush_errors;
 		commit_errors += a[t].commit_errors;
 	}
-	diag("%s: put errors %u, flush errors %u, commit errors %u", what, put_errors,
-	     flush_errors, commit_errors);
+	diag("%s: put errors %u, flush errors %u, commit errors %u", what, put_errors, flush_errors,
+	     commit_errors);
 	if (!faults)
 		ok(put_errors + flush_errors + commit_errors == 0, "%s: no errors", what);
 	is_int(bad_gets, 0, "%s: every get right after a put returns its bytes", what);
 	if (before_close)
 		before_close(ud);
 	is_int(store_flush(s), 0, "%s: final flush", what);
-	tap_require(put_seeded(s, 424242, 1000, &root) == 0);
+	is_int(put_seeded(s, 424242, 1000, &root), 0, "%s: a put after the failures", what);
 	is_int(commit_root(s, &root, NULL), 0, "%s: final commit", what);
 	is_int(store_close(s), 0, "%s: close", what);
 
@@ -952,40 +981,31 @@ static void test_stress(void)
 	stress_run(&r, s, false, "stress", NULL, NULL);
 }
 
-struct fault_stack {
-	struct test_backend *t;
-	struct backend *fault;
-};
-
 static void heal(void *ud)
 {
-	struct fault_stack *f = ud;
-	diag("stress with failures: %u uploads landed but reported -EIO",
-	     tb_landed_done(f->t));
-	backend_fault_reset(f->fault);
-	tb_land_then_fail(f->t, "data/", 0, 0);
+	struct test_backend *t = ud;
+	unsigned refused, landed;
+	tb_failed(t, &refused, &landed);
+	ok(refused > 0 && landed > 0,
+	   "stress with failures: %u uploads failed, %u landed and reported -EIO", refused, landed);
+	tb_fail_puts(t, "data/", 0, 0, 0);
 }
 
 static void test_stress_failures(void)
 {
 	struct repo r;
 	struct store *s;
-	struct backend *inner;
-	struct fault_stack f;
 
 	diag("stress with failing uploads: some never land, some land and report an error");
 	new_repo(&r, true);
-	tap_require(backend_local_open(r.dir, false, &inner) == 0);
-	tap_require(backend_fault_new(inner, &f.fault) == 0);
-	f.t = tb_new(f.fault);
+	struct test_backend *t = tb_local(&r);
 	struct store_options o = options(&r);
 	o.upload_threads = 3;
 	o.max_packs_in_flight = 2;
-	tap_require(open_repo(&r, &f.t->base, &o, &s) == 0);
-	backend_fault_fail(f.fault, BACKEND_OP_PUT, "data/", -EIO, 10);
-	tb_land_then_fail(f.t, "data/", -EIO, 6);
+	tap_require(open_repo(&r, &t->base, &o, &s) == 0);
+	tb_fail_puts(t, "data/", -EIO, 4, 4);
 	log_set_max_level(0);
-	stress_run(&r, s, true, "stress with failures", heal, &f);
+	stress_run(&r, s, true, "stress with failures", heal, t);
 	log_set_max_level(LOG_INFO);
 }
 
