@@ -364,17 +364,18 @@ int index_foreach_pack(struct index *x, int (*fn)(const uint8_t name[PACK_NAME_S
 	return r;
 }
 
-int index_get_synced(struct index *x, uint64_t *ret)
+int index_get_u64(struct index *x, const char *key, uint64_t *ret)
 {
 	sqlite3_stmt *st;
 	pthread_mutex_lock(&x->lock);
-	int r = prepare(x, "SELECT value FROM meta WHERE key = 'synced-commit'", &st);
+	int r = prepare(x, "SELECT value FROM meta WHERE key = ?", &st);
 	if (r >= 0) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		int rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW)
 			*ret = (uint64_t)sqlite3_column_int64(st, 0);
 		else if (rc == SQLITE_DONE)
-			*ret = 0;
+			r = -ENOENT;
 		else
 			r = sql_err(x, rc, "reading meta");
 		sqlite3_finalize(st);
@@ -383,12 +384,27 @@ int index_get_synced(struct index *x, uint64_t *ret)
 	return r;
 }
 
-int index_set_synced(struct index *x, uint64_t seq)
+int index_set_u64(struct index *x, const char *key, uint64_t value)
 {
 	pthread_mutex_lock(&x->lock);
-	int r = meta_set(x, "synced-commit", NULL, 0, (sqlite3_int64)seq);
+	int r = meta_set(x, key, NULL, 0, (sqlite3_int64)value);
 	pthread_mutex_unlock(&x->lock);
 	return r;
+}
+
+int index_get_synced(struct index *x, uint64_t *ret)
+{
+	int r = index_get_u64(x, "synced-commit", ret);
+	if (r == -ENOENT) {
+		*ret = 0;
+		return 0;
+	}
+	return r;
+}
+
+int index_set_synced(struct index *x, uint64_t seq)
+{
+	return index_set_u64(x, "synced-commit", seq);
 }
 
 int index_count(struct index *x, uint64_t *ret_blobs, uint64_t *ret_packs)

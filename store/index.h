@@ -57,6 +57,9 @@ int index_foreach_pack(struct index *x, int (*fn)(const uint8_t name[PACK_NAME_S
 /* Segments: >0 known, 0 unknown. */
 int index_has_segment(struct index *x, const uint8_t name[32]);
 int index_add_segment(struct index *x, const uint8_t name[32]);
+/* Small settings kept with the index (e.g. "encrypted"). get: -ENOENT if unset. */
+int index_get_u64(struct index *x, const char *key, uint64_t *ret);
+int index_set_u64(struct index *x, const char *key, uint64_t value);
 /* The commit the index was last reconciled with (0: never). */
 int index_get_synced(struct index *x, uint64_t *ret);
 int index_set_synced(struct index *x, uint64_t seq);

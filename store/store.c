@@ -78,6 +78,8 @@ struct store {
 
 	pthread_mutex_t commit_mu;
 	uint64_t head_seq;
+	/* A commit put that failed but may have landed: checked before the next commit. */
+	uint64_t unsure_seq, unsure_time;
 };
 
 static size_t bucket_of(const struct blob_id *id)
@@ -476,6 +478,41 @@ int store_head(struct store *s, struct commit *ret)
 	return commit_load(s->backend, &s->codec, seq, ret);
 }
 
+/* >0: commits/<seq> exists and is the one we wrote at time_ns; 0: it is someone else's;
+ * -ENOENT: it does not exist; other <0: it cannot be told now. */
+static int commit_is_ours(struct store *s, uint64_t seq, uint64_t time_ns)
+{
+	struct commit got;
+	int r = commit_load(s->backend, &s->codec, seq, &got);
+	if (r < 0)
+		return r;
+	r = got.time_ns == time_ns;
+	commit_release(&got);
+	return r;
+}
+
+/* A commit whose put failed but may have landed: if it did, it is the head now. commit_mu
+ * held. */
+static int settle_unsure_commit(struct store *s)
+{
+	if (!s->unsure_seq)
+		return 0;
+	int r = commit_is_ours(s, s->unsure_seq, s->unsure_time);
+	if (r == -ENOENT || r == 0) {
+		/* Never landed; or another writer's, which our exclusive put will show. */
+		s->unsure_seq = 0;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	log_info("commit %" PRIu64 " landed although its write reported an error", s->unsure_seq);
+	s->head_seq = s->unsure_seq;
+	s->unsure_seq = 0;
+	if (index_set_synced(s->index, s->head_seq) < 0)
+		log_warning("could not record the index as synced");
+	return 0;
+}
+
 int store_commit(struct store *s, struct commit *c)
 {
 	char host[256] = "";
@@ -488,6 +525,11 @@ int store_commit(struct store *s, struct commit *c)
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&s->commit_mu);
+	r = settle_unsure_commit(s);
+	if (r < 0) {
+		pthread_mutex_unlock(&s->commit_mu);
+		return r;
+	}
 	w.parent = s->head_seq;
 	w.seq = s->head_seq + 1;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -500,15 +542,16 @@ int store_commit(struct store *s, struct commit *c)
 		r = -ESTALE;
 	if (r >= 0)
 		r = commit_write(s->backend, &s->codec, &w);
-	if (r == -EEXIST) {
-		/* Ours, from a put that landed but reported an error? Then it matches what we
-		 * wrote; anything else is another writer's, and we must stop. */
-		struct commit got;
-		if (commit_load(s->backend, &s->codec, w.seq, &got) == 0) {
-			if (got.time_ns == w.time_ns && got.has_root == w.has_root &&
-			    !memcmp(got.root.b, w.root.b, BLOB_ID_SIZE) && got.n_snaps == w.n_snaps)
-				r = 0;
-			commit_release(&got);
+	if (r < 0 && r != -ESTALE) {
+		/* Ours, from a put that landed but reported an error? Then it reads back as what
+		 * we wrote (the time stamp is ours to the nanosecond). If it cannot be read now,
+		 * settle it before the next commit. */
+		int k = commit_is_ours(s, w.seq, w.time_ns);
+		if (k > 0)
+			r = 0;
+		else if (k < 0 && k != -ENOENT && r != -EEXIST) {
+			s->unsure_seq = w.seq;
+			s->unsure_time = w.time_ns;
 		}
 	}
 	if (r >= 0) {
@@ -588,6 +631,13 @@ static int unlock_master(struct store *s, const struct store_options *o)
 					       "%s: config says unencrypted but the repository has "
 					       "key objects: the config was replaced; refusing",
 					       s->backend->location);
+		if (o->passphrase)
+			return log_error_errno(
+				-EBADMSG,
+				"%s: config says unencrypted, but a passphrase was "
+				"given: refusing (the config may have been replaced; if "
+				"the repository really is unencrypted, give none)",
+				s->backend->location);
 		return keys_from_bytes(s->config.plain_key, &s->master);
 	}
 	if (!o->passphrase)
@@ -724,6 +774,24 @@ static int open_index(struct store *s, const struct store_options *o)
 	return 0;
 }
 
+/* A cache that has seen this repository encrypted refuses a config that says it is not:
+ * deleting keys/ as well is all a downgrade forgery would need otherwise. */
+static int check_encryption_memory(struct store *s)
+{
+	uint64_t was;
+	int r = index_get_u64(s->index, "encrypted", &was);
+	if (r == -ENOENT)
+		return index_set_u64(s->index, "encrypted", s->config.encrypted);
+	if (r < 0)
+		return r;
+	if (was && !s->config.encrypted)
+		return log_error_errno(-EBADMSG,
+				       "%s: this cache knew the repository as encrypted, but its "
+				       "config says unencrypted: the config was replaced; refusing",
+				       s->backend->location);
+	return 0;
+}
+
 static int start_threads(struct store *s, const struct store_options *o)
 {
 	unsigned n = o->upload_threads ? o->upload_threads : 2;
@@ -784,6 +852,8 @@ int store_open(struct backend *b, const struct store_options *o, struct store **
 		s->locked = true;
 	}
 	r = open_index(s, o);
+	if (r >= 0)
+		r = check_encryption_memory(s);
 	if (r >= 0)
 		r = commit_find_latest(b, &s->head_seq);
 	if (r >= 0)

@@ -174,6 +174,10 @@ int tool_open_store_ex(const char *location, const char *passphrase_file, const 
 	    config_parse(cfg.data, cfg.len, &rc) == 0)
 		encrypted = rc.encrypted;
 	buf_release(&cfg);
+	/* A passphrase the user gave is passed on even to an "unencrypted" repository: the
+	 * store refuses that combination, which is how a replaced config shows. */
+	if (!encrypted && (passphrase_file || getenv("CAIRN_PASSPHRASE")))
+		encrypted = true;
 	if (encrypted) {
 		r = tool_passphrase(passphrase_file, false, pass);
 		if (r == -ENOENT && !passphrase_file)

@@ -30,6 +30,7 @@ static int n_repo;
 
 struct repo {
 	char dir[300], cache[300];
+	bool encrypted; /* a passphrase goes only to an encrypted repository */
 };
 
 static void new_repo(struct repo *r, bool encrypted)
@@ -41,6 +42,7 @@ static void new_repo(struct repo *r, bool encrypted)
 					 .passlen = strlen(pass),
 					 .kdf = KDF_TEST,
 					 .pack_size = 256 * 1024};
+	r->encrypted = encrypted;
 	snprintf(r->dir, sizeof(r->dir), "%s/repo%d", scratch, n_repo);
 	snprintf(r->cache, sizeof(r->cache), "%s/cache%d", scratch, n_repo++);
 	tap_require(backend_local_open(r->dir, true, &b) == 0);
@@ -51,7 +53,7 @@ static void new_repo(struct repo *r, bool encrypted)
 static int open_repo(const struct repo *r, struct backend *b, bool ro, bool brk, struct store **s)
 {
 	struct store_options o = {.cache_dir = r->cache,
-				  .passphrase = pass,
+				  .passphrase = r->encrypted ? pass : NULL,
 				  .passlen = strlen(pass),
 				  .read_only = ro,
 				  .break_lock = brk};
