@@ -219,15 +219,20 @@ int fs_checkpoint(struct fs *fs)
 
 	pthread_mutex_lock(&fs->ckpt_mu);
 	r = flush_all(fs);
-	if (r < 0)
+	if (r < 0) {
+		log_error("checkpoint: flushing staged data: %s", strerror(-r));
 		goto out;
+	}
 	/* Freeze the tree: nothing changes while its trees are written. */
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	r = flush_all(fs); /* what was written meanwhile */
 	/* A clean root means nothing changed: every change invalidates up to the root. */
 	bool unchanged = r >= 0 && meta_tree_get(fs->meta, META_ROOT_INO, &old) == 0;
-	if (r >= 0 && !unchanged)
+	if (r >= 0 && !unchanged) {
 		r = tree_checkpoint(fs->meta, fs->store, &root);
+		if (r < 0)
+			log_error("checkpoint: writing the trees: %s", strerror(-r));
+	}
 	pthread_rwlock_unlock(&fs->ns_lock);
 	if (r < 0 || unchanged)
 		goto out;

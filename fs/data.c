@@ -452,6 +452,12 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 	 * fs_sync (checkpoint.c) takes this lock for writing around store_flush + meta_sync. */
 	pthread_rwlock_rdlock(&fs->sync_lock);
 	r = meta_inode_get(fs->meta, i->ino, &mi);
+	if (r == -ENOENT) {
+		/* Deleted meanwhile: nothing of it is to be stored. */
+		fs_data_discard(fs, i);
+		r = 0;
+		goto out;
+	}
 	/* Staged bytes past the end (a race of a write with a truncate) are not file data. */
 	if (r >= 0 && i->dirty)
 		r = meta_dirty_clear(fs->meta, i->ino, mi.size, UINT64_MAX - mi.size);

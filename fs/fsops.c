@@ -854,12 +854,41 @@ static int xattr_ino(struct fs *fs, uint64_t node, uint64_t *ret)
 	return tree_ino(node, ret);
 }
 
-static int xattr_changed(struct fs *fs, uint64_t ino)
+/*
+ * The permission bits an access ACL implies (owner, mask or else owning group, other), as a
+ * native filesystem sets them when the ACL is written. Under FUSE's POSIX ACL support the
+ * kernel leaves this to us. Format: le32 version 2, then (le16 tag, le16 perm, le32 id).
+ * Returns the bits, or -EINVAL for a malformed ACL.
+ */
+static int acl_mode_bits(const uint8_t *v, size_t len)
+{
+	int user = -1, group = -1, mask = -1, other = -1;
+	if (len < 4 || (len - 4) % 8 || get_le32(v) != 2)
+		return -EINVAL;
+	for (size_t off = 4; off < len; off += 8) {
+		unsigned tag = v[off] | v[off + 1] << 8, perm = (v[off + 2] | v[off + 3] << 8) & 7;
+		if (tag == 0x01)
+			user = (int)perm;
+		else if (tag == 0x04)
+			group = (int)perm;
+		else if (tag == 0x10)
+			mask = (int)perm;
+		else if (tag == 0x20)
+			other = (int)perm;
+	}
+	if (user < 0 || group < 0 || other < 0)
+		return -EINVAL;
+	return user << 6 | (mask >= 0 ? mask : group) << 3 | other;
+}
+
+static int xattr_changed(struct fs *fs, uint64_t ino, int mode_bits)
 {
 	struct meta_inode mi;
 	int r = meta_inode_get(fs->meta, ino, &mi);
 	if (r < 0)
 		return r;
+	if (mode_bits >= 0)
+		mi.mode = (mi.mode & ~0777u) | (uint32_t)mode_bits;
 	mi.ctime = fs_now_ns();
 	r = meta_inode_update(fs->meta, &mi);
 	return r < 0 ? r : touch(fs, &mi);
@@ -881,9 +910,18 @@ int fsops_setxattr(struct fs *fs, uint64_t node, const char *name, const void *v
 		return -E2BIG;
 	pthread_rwlock_rdlock(&fs->ns_lock);
 	pthread_mutex_lock(&fs->ops_mu);
+	int bits = -1;
+	if (!strcmp(name, "system.posix_acl_access")) {
+		bits = acl_mode_bits(value, len);
+		if (bits < 0) {
+			pthread_mutex_unlock(&fs->ops_mu);
+			pthread_rwlock_unlock(&fs->ns_lock);
+			return bits;
+		}
+	}
 	r = meta_xattr_set(fs->meta, ino, name, value, len, flags);
 	if (r >= 0)
-		r = xattr_changed(fs, ino);
+		r = xattr_changed(fs, ino, bits);
 	pthread_mutex_unlock(&fs->ops_mu);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return r;
@@ -960,7 +998,7 @@ int fsops_removexattr(struct fs *fs, uint64_t node, const char *name)
 	pthread_mutex_lock(&fs->ops_mu);
 	r = meta_xattr_remove(fs->meta, ino, name);
 	if (r >= 0)
-		r = xattr_changed(fs, ino);
+		r = xattr_changed(fs, ino, -1);
 	pthread_mutex_unlock(&fs->ops_mu);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return r;

@@ -629,7 +629,11 @@ int backend_local_open(const char *path, bool create, struct backend **ret)
 
 	if (stat(path, &st) < 0) {
 		r = -errno;
-		if (r != -ENOENT || !create)
+		/* A missing location is an answer, not a fault: the caller says what it means
+		 * ("no such repository") in one line of its own. */
+		if (r == -ENOENT && !create)
+			return r;
+		if (r != -ENOENT)
 			return log_error_errno(r == -ENOENT || r == -ENOTDIR ? r : local_errno(r),
 					       "%s: %s", path, strerror(-r));
 		/* EEXIST: someone else made it meanwhile, which is as good. */

@@ -12,6 +12,7 @@
 
 struct index {
 	sqlite3 *db;
+	bool opening; /* errors are reported once, by index_open's caller */
 	pthread_mutex_t lock;
 	sqlite3_stmt *lookup, *add_pack, *pack_id, *add_blob, *has_pack, *has_seg, *add_seg;
 };
@@ -31,7 +32,8 @@ static const char schema[] =
 
 static int sql_err(struct index *x, int rc, const char *what)
 {
-	log_error("index: %s: %s", what, sqlite3_errmsg(x->db));
+	if (!x->opening)
+		log_error("index: %s: %s", what, sqlite3_errmsg(x->db));
 	if (rc == SQLITE_NOMEM)
 		return -ENOMEM;
 	if (rc == SQLITE_FULL)
@@ -145,6 +147,7 @@ int index_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct ind
 	if (!x)
 		return -ENOMEM;
 	pthread_mutex_init(&x->lock, NULL);
+	x->opening = true;
 	int rc = sqlite3_open_v2(path, &x->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 				 NULL);
@@ -185,6 +188,7 @@ int index_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct ind
 		r = prepare(x, "INSERT OR IGNORE INTO segments(name) VALUES(?)", &x->add_seg);
 	if (r < 0)
 		goto fail;
+	x->opening = false;
 	*ret = x;
 	return 0;
 fail:

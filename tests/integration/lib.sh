@@ -29,9 +29,12 @@
 #   daemon_pid MNT              print the pid of the daemon serving MNT
 #   cache_of MNT                print the repository's cache directory of the mount at MNT
 #   is_mounted MNT              true while a file system is mounted at MNT (an absolute path)
-#   tree_compare SRC DST        fail unless `rsync -aHAX -c --dry-run --itemize-changes
-#                               SRC/ DST/` prints nothing (the trees are byte- and
-#                               metadata-equal)
+#   tree_compare SRC DST        fail unless `rsync -aHAX --delete -c --modify-window=-1
+#                               --dry-run --itemize-changes SRC/ DST/` prints nothing: the
+#                               trees are byte- and metadata-equal (times to the nanosecond),
+#                               DST has nothing more. (Copy with --modify-window=-1 too: by
+#                               default rsync leaves a time alone that differs by less than a
+#                               second, e.g. of a directory it created in the same second.)
 #   copy_real_tree DIR MIB      copy /usr/share/doc, then files of /usr/lib, into DIR until
 #                               about MIB MiB (a real tree: many small files, symlinks)
 #   bounded SECS CMD...         run CMD, killed after SECS seconds (a hung FUSE request must
@@ -200,6 +203,14 @@ cache_of()
 		fail "$1: no cache directory (not a cairn mount?)"
 }
 
+# True while PID is a live (not zombie) process whose command line names MNT: never wait for
+# or kill a process that merely reuses the pid of a daemon gone long ago.
+_cairn_is_daemon()
+{
+	[ -r "/proc/$2/cmdline" ] && ! grep -q '^State:.*Z' "/proc/$2/status" 2>/dev/null &&
+		tr '\0' '\n' <"/proc/$2/cmdline" 2>/dev/null | grep -qxF -- "$1"
+}
+
 # At exit: detach a mount still up and let its daemon end; never leave one running on $T.
 _cairn_reap()
 {
@@ -208,11 +219,11 @@ _cairn_reap()
 	fi
 	[ -n "$2" ] || return 0
 	_cairn_i=0
-	while kill -0 "$2" 2>/dev/null && [ "$_cairn_i" -lt 300 ]; do
+	while _cairn_is_daemon "$1" "$2" && [ "$_cairn_i" -lt 300 ]; do
 		sleep 0.1
 		_cairn_i=$((_cairn_i + 1))
 	done
-	if kill -0 "$2" 2>/dev/null; then
+	if _cairn_is_daemon "$1" "$2"; then
 		echo "warning: the daemon of $1 (pid $2) did not end; killing it" >&2
 		kill -9 "$2" 2>/dev/null
 	fi
@@ -267,7 +278,8 @@ cairn_umount()
 # --- trees --------------------------------------------------------------------------------
 tree_compare()
 {
-	bounded 600 rsync -aHAX --dry-run --itemize-changes -c "$1/" "$2/" >"$T/compare" ||
+	bounded 600 rsync -aHAX --delete --modify-window=-1 --dry-run --itemize-changes -c \
+		"$1/" "$2/" >"$T/compare" ||
 		fail "rsync compare of $1 and $2 failed"
 	if [ -s "$T/compare" ]; then
 		echo "--- differences between $1 and $2:" >&2
@@ -283,8 +295,8 @@ copy_real_tree()
 	# Whole files in find's order until the budget is spent; tar keeps the hard links and
 	# symlinks among them. Names are taken verbatim (a name may begin with '-').
 	find /usr/share/doc /usr/lib -xdev \( -type f -o -type l \) -printf '%s %p\n' 2>/dev/null |
-		awk -v left=$(($2 * 1048576)) 'left <= 0 { exit } { left -= $1; sub(/^[0-9]+ \//, ""); print }' \
-			>"$T/copy-list"
+		awk -v left=$(($2 * 1048576)) \
+			'left <= 0 { exit } { left -= $1; sub(/^[0-9]+ \//, ""); print }' >"$T/copy-list"
 	tar -C / --no-recursion --verbatim-files-from -cf - -T "$T/copy-list" |
 		tar -C "$1" -xf - || fail "copying a real tree into $1 failed"
 }
