@@ -13,6 +13,7 @@
 #include <sys/xattr.h>
 #include <time.h>
 
+#include "acl.h"
 #include "fs_internal.h"
 
 /* RENAME_* may be missing from older libc headers. */
@@ -241,8 +242,20 @@ static int setattr_locked(struct fs *fs, uint64_t ino, const struct stat *a, int
 		if (r < 0)
 			return r;
 	}
-	if (to_set & FSOPS_SET_MODE)
+	if (to_set & FSOPS_SET_MODE) {
 		mi.mode = (mi.mode & S_IFMT) | (a->st_mode & 07777);
+		/* chmod rewrites an extended ACL's owner, mask and other entries, as native
+		 * filesystems do; the kernel leaves it to us and enforces what we store. */
+		_cleanup_free_ void *acl = NULL;
+		size_t len;
+		r = meta_xattr_get(fs->meta, ino, ACL_XATTR_ACCESS, &acl, &len);
+		if (r == 0 && acl_chmod(acl, len, mi.mode) == 0)
+			r = meta_xattr_set(fs->meta, ino, ACL_XATTR_ACCESS, acl, len, 0);
+		else if (r == -ENODATA)
+			r = 0;
+		if (r < 0)
+			return r;
+	}
 	if (to_set & FSOPS_SET_UID)
 		mi.uid = a->st_uid;
 	if (to_set & FSOPS_SET_GID)
@@ -300,9 +313,31 @@ static int dir_changed(struct fs *fs, uint64_t dir, int nlink_delta, int64_t now
 }
 
 /* Create an inode of any type in a directory; target for symlinks. ops_mu held. */
-static int create_locked(struct fs *fs, uint64_t dir, const char *name, mode_t mode, dev_t rdev,
-			 uid_t uid, gid_t gid, const char *target, uint64_t *ret_ino)
+/* A new inode's mode and ACLs from its directory's default ACL; without one, the umask. */
+static int inherit_acl(struct fs *fs, uint64_t dir, mode_t *mode, mode_t umask, struct buf *acl,
+		       struct buf *def)
 {
+	_cleanup_free_ void *d = NULL;
+	size_t len;
+	if (S_ISLNK(*mode))
+		return 0;
+	int r = meta_xattr_get(fs->meta, dir, ACL_XATTR_DEFAULT, &d, &len);
+	if (r == -ENODATA) {
+		*mode &= ~umask;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	r = acl_inherit(d, len, mode, acl);
+	if (r >= 0 && S_ISDIR(*mode))
+		r = buf_append(def, d, len); /* subdirectories pass it on */
+	return r;
+}
+
+static int create_locked(struct fs *fs, uint64_t dir, const char *name, mode_t mode, dev_t rdev,
+			 uid_t uid, gid_t gid, mode_t umask, const char *target, uint64_t *ret_ino)
+{
+	_cleanup_buf_ struct buf acl = {0}, def = {0};
 	struct meta_inode parent, mi;
 	uint64_t ino, existing;
 	int64_t now = fs_now_ns();
@@ -320,6 +355,9 @@ static int create_locked(struct fs *fs, uint64_t dir, const char *name, mode_t m
 	if (r == 0)
 		return -EEXIST;
 	if (r != -ENOENT)
+		return r;
+	r = inherit_acl(fs, dir, &mode, umask, &acl, &def);
+	if (r < 0)
 		return r;
 	mi = (struct meta_inode){.mode = mode,
 				 .uid = uid,
@@ -342,6 +380,11 @@ static int create_locked(struct fs *fs, uint64_t dir, const char *name, mode_t m
 		return r;
 	if (target)
 		r = meta_symlink_set(fs->meta, ino, target);
+	/* A minimal ACL (three entries) says no more than the mode: store none, as ext4. */
+	if (r >= 0 && acl.len > 4 + 3 * 8)
+		r = meta_xattr_set(fs->meta, ino, ACL_XATTR_ACCESS, acl.data, acl.len, 0);
+	if (r >= 0 && def.len)
+		r = meta_xattr_set(fs->meta, ino, ACL_XATTR_DEFAULT, def.data, def.len, 0);
 	if (r >= 0 && S_ISDIR(mode))
 		r = meta_tree_invalidate(fs->meta, ino);
 	if (r >= 0)
@@ -358,7 +401,8 @@ static int create_locked(struct fs *fs, uint64_t dir, const char *name, mode_t m
 }
 
 static int create_entry(struct fs *fs, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
-			uid_t uid, gid_t gid, const char *target, struct fs_entry *ret)
+			uid_t uid, gid_t gid, mode_t umask, const char *target,
+			struct fs_entry *ret)
 {
 	uint64_t dir, ino = 0;
 	int r = tree_ino(parent, &dir);
@@ -368,7 +412,7 @@ static int create_entry(struct fs *fs, uint64_t parent, const char *name, mode_t
 		return -ENAMETOOLONG;
 	pthread_rwlock_rdlock(&fs->ns_lock);
 	pthread_mutex_lock(&fs->ops_mu);
-	r = create_locked(fs, dir, name, mode, rdev, uid, gid, target, &ino);
+	r = create_locked(fs, dir, name, mode, rdev, uid, gid, umask, target, &ino);
 	if (r >= 0)
 		r = make_entry(fs, ino, ret);
 	pthread_mutex_unlock(&fs->ops_mu);
@@ -377,7 +421,7 @@ static int create_entry(struct fs *fs, uint64_t parent, const char *name, mode_t
 }
 
 int fsops_mknod(struct fs *fs, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
-		uid_t uid, gid_t gid, struct fs_entry *ret)
+		uid_t uid, gid_t gid, mode_t umask, struct fs_entry *ret)
 {
 	switch (mode & S_IFMT) {
 	case S_IFREG:
@@ -390,25 +434,27 @@ int fsops_mknod(struct fs *fs, uint64_t parent, const char *name, mode_t mode, d
 		return -EINVAL;
 	}
 	return create_entry(fs, parent, name, mode, S_ISCHR(mode) || S_ISBLK(mode) ? rdev : 0, uid,
-			    gid, NULL, ret);
+			    gid, umask, NULL, ret);
 }
 
 int fsops_mkdir(struct fs *fs, uint64_t parent, const char *name, mode_t mode, uid_t uid, gid_t gid,
-		struct fs_entry *ret)
+		mode_t umask, struct fs_entry *ret)
 {
-	return create_entry(fs, parent, name, S_IFDIR | (mode & 07777), 0, uid, gid, NULL, ret);
+	return create_entry(fs, parent, name, S_IFDIR | (mode & 07777), 0, uid, gid, umask, NULL,
+			    ret);
 }
 
 int fsops_symlink(struct fs *fs, uint64_t parent, const char *name, const char *target, uid_t uid,
 		  gid_t gid, struct fs_entry *ret)
 {
-	return create_entry(fs, parent, name, S_IFLNK | 0777, 0, uid, gid, target, ret);
+	return create_entry(fs, parent, name, S_IFLNK | 0777, 0, uid, gid, 0, target, ret);
 }
 
 int fsops_create(struct fs *fs, uint64_t parent, const char *name, mode_t mode, uid_t uid,
-		 gid_t gid, int flags, struct fs_entry *ret)
+		 gid_t gid, mode_t umask, int flags, struct fs_entry *ret)
 {
-	int r = create_entry(fs, parent, name, S_IFREG | (mode & 07777), 0, uid, gid, NULL, ret);
+	int r = create_entry(fs, parent, name, S_IFREG | (mode & 07777), 0, uid, gid, umask, NULL,
+			     ret);
 	if (r < 0)
 		return r;
 	return fsops_open(fs, ret->node, flags);
@@ -854,33 +900,6 @@ static int xattr_ino(struct fs *fs, uint64_t node, uint64_t *ret)
 	return tree_ino(node, ret);
 }
 
-/*
- * The permission bits an access ACL implies (owner, mask or else owning group, other), as a
- * native filesystem sets them when the ACL is written. Under FUSE's POSIX ACL support the
- * kernel leaves this to us. Format: le32 version 2, then (le16 tag, le16 perm, le32 id).
- * Returns the bits, or -EINVAL for a malformed ACL.
- */
-static int acl_mode_bits(const uint8_t *v, size_t len)
-{
-	int user = -1, group = -1, mask = -1, other = -1;
-	if (len < 4 || (len - 4) % 8 || get_le32(v) != 2)
-		return -EINVAL;
-	for (size_t off = 4; off < len; off += 8) {
-		unsigned tag = v[off] | v[off + 1] << 8, perm = (v[off + 2] | v[off + 3] << 8) & 7;
-		if (tag == 0x01)
-			user = (int)perm;
-		else if (tag == 0x04)
-			group = (int)perm;
-		else if (tag == 0x10)
-			mask = (int)perm;
-		else if (tag == 0x20)
-			other = (int)perm;
-	}
-	if (user < 0 || group < 0 || other < 0)
-		return -EINVAL;
-	return user << 6 | (mask >= 0 ? mask : group) << 3 | other;
-}
-
 static int xattr_changed(struct fs *fs, uint64_t ino, int mode_bits)
 {
 	struct meta_inode mi;
@@ -911,7 +930,7 @@ int fsops_setxattr(struct fs *fs, uint64_t node, const char *name, const void *v
 	pthread_rwlock_rdlock(&fs->ns_lock);
 	pthread_mutex_lock(&fs->ops_mu);
 	int bits = -1;
-	if (!strcmp(name, "system.posix_acl_access")) {
+	if (!strcmp(name, ACL_XATTR_ACCESS)) {
 		bits = acl_mode_bits(value, len);
 		if (bits < 0) {
 			pthread_mutex_unlock(&fs->ops_mu);

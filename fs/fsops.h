@@ -77,11 +77,12 @@ int fsops_setattr(struct fs *fs, uint64_t node, const struct stat *attr, int to_
 		  struct stat *ret);
 int fsops_readlink(struct fs *fs, uint64_t node, char **ret);
 /* mknod (regular files, fifos, sockets, devices), mkdir, symlink, link. uid/gid: the
- * caller's; mode already has the umask applied. */
+ * caller's. umask: the caller's, applied here unless the directory has a default ACL (which
+ * then gives the new inode its ACL and mode instead, as POSIX says). */
 int fsops_mknod(struct fs *fs, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
-		uid_t uid, gid_t gid, struct fs_entry *ret);
+		uid_t uid, gid_t gid, mode_t umask, struct fs_entry *ret);
 int fsops_mkdir(struct fs *fs, uint64_t parent, const char *name, mode_t mode, uid_t uid, gid_t gid,
-		struct fs_entry *ret);
+		mode_t umask, struct fs_entry *ret);
 int fsops_symlink(struct fs *fs, uint64_t parent, const char *name, const char *target, uid_t uid,
 		  gid_t gid, struct fs_entry *ret);
 int fsops_link(struct fs *fs, uint64_t node, uint64_t new_parent, const char *new_name,
@@ -95,7 +96,7 @@ int fsops_rename(struct fs *fs, uint64_t parent, const char *name, uint64_t new_
 /* Open handles: open/create count the handle; release drops it. */
 int fsops_open(struct fs *fs, uint64_t node, int flags);
 int fsops_create(struct fs *fs, uint64_t parent, const char *name, mode_t mode, uid_t uid,
-		 gid_t gid, int flags, struct fs_entry *ret);
+		 gid_t gid, mode_t umask, int flags, struct fs_entry *ret);
 int fsops_release(struct fs *fs, uint64_t node);
 /* Read up to len bytes at off into buf; returns the number of bytes (short at EOF). */
 ssize_t fsops_read(struct fs *fs, uint64_t node, void *buf, size_t len, uint64_t off);

@@ -45,6 +45,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* ACLs are xattrs we store; the kernel enforces them (needs default_permissions). */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
+	/* The umask arrives with each create and is applied by us, because a directory's
+	 * default ACL replaces it (fsops_mknod). */
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
 	/* O_TRUNC must reach us as a setattr, so truncation has one code path. */
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->max_write = 1u << 20;
@@ -130,7 +134,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct fs_entry e;
-	int r = fsops_mknod(fs_of(req), parent, name, mode, rdev, ctx->uid, ctx->gid, &e);
+	int r = fsops_mknod(fs_of(req), parent, name, mode, rdev, ctx->uid, ctx->gid, ctx->umask,
+			    &e);
 	reply_entry(req, r, &e);
 }
 
@@ -138,7 +143,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct fs_entry e;
-	int r = fsops_mkdir(fs_of(req), parent, name, mode, ctx->uid, ctx->gid, &e);
+	int r = fsops_mkdir(fs_of(req), parent, name, mode, ctx->uid, ctx->gid, ctx->umask, &e);
 	reply_entry(req, r, &e);
 }
 
@@ -190,7 +195,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct fs_entry e;
-	int r = fsops_create(fs_of(req), parent, name, mode, ctx->uid, ctx->gid, fi->flags, &e);
+	int r = fsops_create(fs_of(req), parent, name, mode, ctx->uid, ctx->gid, ctx->umask,
+			     fi->flags, &e);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;

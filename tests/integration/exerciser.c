@@ -1600,7 +1600,14 @@ static void op_run(struct side *s, const struct op *o, struct result *res)
 static uint64_t cur_seed;
 static long long last_index = -1;
 static char cur_desc[2048], context[2400];
-static bool verbose;
+static bool verbose, timing;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static void mismatch(const char *fmt, ...)
 {
@@ -1613,7 +1620,8 @@ static void mismatch(const char *fmt, ...)
 	fprintf(stderr, "\n");
 	if (last_index >= 0)
 		fprintf(stderr,
-			"  to replay: exerciser -v %" PRIu64 " %lld DIR_A DIR_B (on empty trees)\n",
+			"  to replay: exerciser -v [-k K -R CMD as before] %" PRIu64
+			" %lld DIR_A DIR_B (on empty trees)\n",
 			cur_seed, last_index + 1);
 	exit(1);
 }
@@ -1999,6 +2007,31 @@ static void open_side(struct side *s, const char *root)
 		s->slot[k] = -1;
 }
 
+/*
+ * Before a full compare: close every file both sides hold open, let `cmd` (through sh)
+ * remount side B's file system, and open B's tree again. The compare after it then sees
+ * what the file system stored, not what the kernel's caches remembered.
+ */
+static void remount(struct side *sides, const char *cmd)
+{
+	int r;
+	for (int k = 0; k < 2; k++)
+		for (int j = 0; j < NSLOTS; j++)
+			if (sides[k].slot[j] >= 0) {
+				close(sides[k].slot[j]);
+				sides[k].slot[j] = -1;
+			}
+	close(sides[1].dirfd);
+	fflush(stdout);
+	r = system(cmd);
+	if (r != 0) {
+		fprintf(stderr, "exerciser: %s, remount command failed (status %d): %s\n", context,
+			r, cmd);
+		exit(99);
+	}
+	open_side(&sides[1], sides[1].root);
+}
+
 /* "3,10-20,45": which operation indices to run (all when no list is given). */
 static bool *parse_list(const char *list, uint64_t nops)
 {
@@ -2029,12 +2062,15 @@ static bool *parse_list(const char *list, uint64_t nops)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: exerciser [-v] [-k K] [-o LIST] SEED NOPS DIR_A DIR_B\n"
+		"Usage: exerciser [-v] [-t] [-k K] [-o LIST] [-R CMD] SEED NOPS DIR_A DIR_B\n"
 		"       exerciser [-v] --compare DIR_A DIR_B\n"
 		"Run NOPS seeded random operations on two trees, comparing every result and,\n"
 		"every K operations (default %d) and at the end, the whole trees.\n"
 		"  -o LIST   run only these operation indices (\"3,10-20\"): the same ops\n"
 		"  -v        print every operation and its result\n"
+		"  -t        print the time spent per kind of operation and side\n"
+		"  -R CMD    before each full compare, close all files and run CMD (sh -c)\n"
+		"            to remount DIR_B's file system\n"
 		"Exit status: 0 the trees agree, 1 a mismatch, 2 usage, 99 internal error.\n",
 		DEFAULT_K);
 }
@@ -2042,20 +2078,25 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	struct side sides[2];
-	const char *list = NULL;
+	const char *list = NULL, *remount_cmd = NULL;
 	bool compare_only = false, *sel = NULL;
 	unsigned long k_every = DEFAULT_K;
 	uint64_t nops = 0, done = 0, s;
+	double spent[2][ELEMENTSOF(op_table)] = {{0}}, compare_spent = 0;
 	int i = 1;
 	char *end;
 
 	for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
 		if (!strcmp(argv[i], "-v"))
 			verbose = true;
+		else if (!strcmp(argv[i], "-t"))
+			timing = true;
 		else if (!strcmp(argv[i], "-k") && i + 1 < argc)
 			k_every = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "-o") && i + 1 < argc)
 			list = argv[++i];
+		else if (!strcmp(argv[i], "-R") && i + 1 < argc)
+			remount_cmd = argv[++i];
 		else if (!strcmp(argv[i], "--compare"))
 			compare_only = true;
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -2115,6 +2156,7 @@ int main(int argc, char **argv)
 	}
 
 	for (uint64_t idx = 0; idx < nops; idx++) {
+		double t0, t1;
 		struct op o;
 		struct result ra, rb;
 		char da[512], db[512];
@@ -2127,8 +2169,12 @@ int main(int argc, char **argv)
 		last_index = (long long)idx;
 		if (o.kind == OP_PAUSE)
 			usleep(1200 * 1000); /* cairn flushes a file 1 s after its last close */
+		t0 = now_s();
 		op_run(&sides[0], &o, &ra);
+		t1 = now_s();
 		op_run(&sides[1], &o, &rb);
+		spent[0][o.kind] += t1 - t0;
+		spent[1][o.kind] += now_s() - t1;
 		describe_result(&ra, da, sizeof(da));
 		describe_result(&rb, db, sizeof(db));
 		if (verbose)
@@ -2140,7 +2186,11 @@ int main(int argc, char **argv)
 			snprintf(context, sizeof(context),
 				 "seed %" PRIu64 ", full compare after op %" PRIu64 " (%s)",
 				 cur_seed, idx, cur_desc);
+			t0 = now_s();
+			if (remount_cmd)
+				remount(sides, remount_cmd);
 			compare_trees(argv[i], argv[i + 1], (done / k_every) % 2 == 0);
+			compare_spent += now_s() - t0;
 		}
 	}
 	for (int k = 0; k < 2; k++)
@@ -2150,7 +2200,20 @@ int main(int argc, char **argv)
 	snprintf(context, sizeof(context), "seed %" PRIu64 ", final compare after op %lld",
 		 cur_seed, last_index);
 	compare_trees(argv[i], argv[i + 1], false);
+	if (remount_cmd) {
+		remount(sides, remount_cmd);
+		snprintf(context, sizeof(context),
+			 "seed %" PRIu64 ", final compare after op %lld and a remount", cur_seed,
+			 last_index);
+		compare_trees(argv[i], argv[i + 1], true);
+	}
 	printf("exerciser: seed %" PRIu64 ": %" PRIu64 " operations, the trees agree\n", cur_seed,
 	       done);
+	if (timing) {
+		printf("%-24s %8s %8s (seconds)\n", "", "A", "B");
+		for (size_t k = 0; k < ELEMENTSOF(op_table); k++)
+			printf("%-24s %8.3f %8.3f\n", op_table[k].name, spent[0][k], spent[1][k]);
+		printf("%-24s %8.3f\n", "full compares", compare_spent);
+	}
 	return 0;
 }
