@@ -268,20 +268,25 @@ out:
 static void *checkpoint_thread(void *arg)
 {
 	struct fs *fs = arg;
-	uint64_t last_ckpt = now_ns();
+	uint64_t last_ckpt = now_ns(), next_sync = now_ns() + SYNC_INTERVAL_NS;
 	pthread_mutex_lock(&fs->tab_mu);
 	while (!fs->stopping) {
 		struct timespec ts;
-		deadline(&ts, SYNC_INTERVAL_NS);
-		pthread_cond_timedwait(&fs->tab_cond, &fs->tab_mu, &ts);
-		if (fs->stopping)
-			break;
+		uint64_t now = now_ns();
+		/* tab_cond is shared with the flush queue and broadcast on every queued file:
+		 * act only when our own deadline has come, not on every wakeup. */
+		if (now < next_sync) {
+			deadline(&ts, next_sync - now);
+			pthread_cond_timedwait(&fs->tab_cond, &fs->tab_mu, &ts);
+			continue;
+		}
 		pthread_mutex_unlock(&fs->tab_mu);
-		if (now_ns() - last_ckpt >= (uint64_t)fs->opt.checkpoint_interval * 1000000000ull) {
+		if (now - last_ckpt >= (uint64_t)fs->opt.checkpoint_interval * 1000000000ull) {
 			fs_checkpoint(fs);
 			last_ckpt = now_ns();
 		} else if (fs_sync(fs) < 0)
 			log_warning("periodic sync failed; retrying");
+		next_sync = now_ns() + SYNC_INTERVAL_NS;
 		pthread_mutex_lock(&fs->tab_mu);
 	}
 	pthread_mutex_unlock(&fs->tab_mu);

@@ -38,6 +38,7 @@ void fs_blob_cache_clear(struct fs *fs)
 		free(e);
 	}
 	fs->cache_bytes = 0;
+	fs->cache_entries = 0;
 	pthread_mutex_unlock(&fs->cache_mu);
 }
 
@@ -80,14 +81,19 @@ static int chunk_read(struct fs *fs, const struct meta_extent *e, uint64_t off, 
 	c->next = fs->cache_head;
 	fs->cache_head = c;
 	fs->cache_bytes += c->data.len;
-	/* Evict from the tail, keeping at least the entry just added. */
-	while (fs->cache_bytes > fs->opt.read_cache_bytes && fs->cache_head->next) {
+	fs->cache_entries++;
+	/* Evict from the tail, keeping at least the entry just added. The entry count is
+	 * bounded too: lookups walk the list, and small files make many small entries. */
+	while ((fs->cache_bytes > fs->opt.read_cache_bytes ||
+		fs->cache_entries > BLOB_CACHE_MAX_ENTRIES) &&
+	       fs->cache_head->next) {
 		struct blob_cache_entry **pp = &fs->cache_head;
 		while ((*pp)->next)
 			pp = &(*pp)->next;
 		struct blob_cache_entry *dead = *pp;
 		*pp = NULL;
 		fs->cache_bytes -= dead->data.len;
+		fs->cache_entries--;
 		buf_release(&dead->data);
 		free(dead);
 	}

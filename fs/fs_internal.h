@@ -20,6 +20,8 @@
 #include "meta.h"
 
 #define FS_INODE_BUCKETS 4096
+/* Decoded chunks kept in memory at most (a list walked on each read). */
+#define BLOB_CACHE_MAX_ENTRIES 64
 
 /* In-memory state of a working-tree inode the kernel knows or that has staged data. */
 struct fs_inode {
@@ -63,6 +65,7 @@ struct fs {
 	pthread_mutex_t cache_mu;
 	struct blob_cache_entry *cache_head; /* most recent first */
 	uint64_t cache_bytes;
+	unsigned cache_entries;
 
 	pthread_t *flushers;
 	unsigned n_flushers;
