@@ -57,6 +57,11 @@ int acl_mode_bits(const uint8_t *v, size_t len)
 	return user << 6 | (mask >= 0 ? mask : group) << 3 | other;
 }
 
+bool acl_is_minimal(size_t len)
+{
+	return len == 4 + 3 * 8;
+}
+
 /* Apply f to the entries that carry the mode's three classes. */
 static void for_classes(uint8_t *v, size_t len, mode_t mode, bool limit)
 {

@@ -10,6 +10,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "util.h"
@@ -19,6 +20,9 @@
 
 /* The permission bits an access ACL implies. Returns 0..0777 or -EINVAL. */
 int acl_mode_bits(const uint8_t *v, size_t len);
+/* Whether a valid access ACL says no more than the mode (owner, group, other only): such
+ * an ACL is kept as mode bits alone, as ext4 does. */
+bool acl_is_minimal(size_t len);
 /* Rewrite an access ACL in place for chmod to mode: owner, mask (else owning group) and
  * other take the mode's bits. Returns 0 or -EINVAL. */
 int acl_chmod(uint8_t *v, size_t len, mode_t mode);

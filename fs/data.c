@@ -263,11 +263,8 @@ int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len
 	r = meta_dirty_add(fs->meta, i->ino, off, len);
 	if (r < 0)
 		return r;
-	if (off + len > mi.size)
-		mi.size = off + len;
-	if (!fs->kernel_times)
-		mi.mtime = mi.ctime = fs_now_ns();
-	r = meta_inode_update(fs->meta, &mi);
+	/* Only size and times: namespace operations change this row's other columns meanwhile. */
+	r = meta_inode_extend(fs->meta, i->ino, off + len, fs->kernel_times ? 0 : fs_now_ns());
 	if (r >= 0)
 		r = mark_dirty(fs, i);
 	pthread_mutex_lock(&fs->tab_mu);

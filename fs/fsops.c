@@ -231,11 +231,15 @@ static int setattr_locked(struct fs *fs, uint64_t ino, const struct stat *a, int
 		pthread_mutex_lock(&i->mu);
 		/* Re-read under the data lock: a write may have grown the file meanwhile. */
 		r = meta_inode_get(fs->meta, ino, &mi);
-		if (r >= 0 && (uint64_t)a->st_size != mi.size)
+		if (r >= 0 && (uint64_t)a->st_size != mi.size) {
 			r = fs_data_truncate(fs, i, mi.size, (uint64_t)a->st_size);
-		if (r >= 0) {
-			mi.size = (uint64_t)a->st_size;
-			mi.mtime = now;
+			if (r >= 0)
+				r = meta_inode_set_size(fs->meta, ino, (uint64_t)a->st_size);
+			if (r >= 0) {
+				/* Only a real change of size is a modification (as ext4). */
+				mi.size = (uint64_t)a->st_size;
+				mi.mtime = now;
+			}
 		}
 		pthread_mutex_unlock(&i->mu);
 		fs_inode_put(fs, i);
@@ -381,7 +385,7 @@ static int create_locked(struct fs *fs, uint64_t dir, const char *name, mode_t m
 	if (target)
 		r = meta_symlink_set(fs->meta, ino, target);
 	/* A minimal ACL (three entries) says no more than the mode: store none, as ext4. */
-	if (r >= 0 && acl.len > 4 + 3 * 8)
+	if (r >= 0 && acl.len && !acl_is_minimal(acl.len))
 		r = meta_xattr_set(fs->meta, ino, ACL_XATTR_ACCESS, acl.data, acl.len, 0);
 	if (r >= 0 && def.len)
 		r = meta_xattr_set(fs->meta, ino, ACL_XATTR_DEFAULT, def.data, def.len, 0);
@@ -794,7 +798,6 @@ int fsops_fsync(struct fs *fs, uint64_t node, bool datasync)
 
 int fsops_fallocate(struct fs *fs, uint64_t node, int mode, uint64_t off, uint64_t len)
 {
-	struct stat st;
 	struct meta_inode mi;
 	uint64_t ino;
 	/* Only plain preallocation: it may grow the size; space is not reserved (the store
@@ -810,8 +813,19 @@ int fsops_fallocate(struct fs *fs, uint64_t node, int mode, uint64_t off, uint64
 		return -ENODEV;
 	if ((mode & FALLOC_FL_KEEP_SIZE) || off + len <= mi.size)
 		return 0;
-	st.st_size = (off_t)(off + len);
-	return fsops_setattr(fs, node, &st, FSOPS_SET_SIZE, &st);
+	/* Grow only, under the file's lock: a write racing this may already have gone further. */
+	struct fs_inode *i = fs_inode_get(fs, ino);
+	if (!i)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	pthread_mutex_lock(&i->mu);
+	r = meta_inode_extend(fs->meta, ino, off + len, fs_now_ns());
+	if (r >= 0)
+		r = fs_touch_parents(fs, ino);
+	pthread_mutex_unlock(&i->mu);
+	pthread_rwlock_unlock(&fs->ns_lock);
+	fs_inode_put(fs, i);
+	return r;
 }
 
 struct readdir_ctx {
@@ -938,7 +952,13 @@ int fsops_setxattr(struct fs *fs, uint64_t node, const char *name, const void *v
 			return bits;
 		}
 	}
-	r = meta_xattr_set(fs->meta, ino, name, value, len, flags);
+	if (bits >= 0 && acl_is_minimal(len)) {
+		/* The mode says it all: drop any extended ACL the file had. */
+		r = meta_xattr_remove(fs->meta, ino, name);
+		if (r == -ENODATA)
+			r = 0;
+	} else
+		r = meta_xattr_set(fs->meta, ino, name, value, len, flags);
 	if (r >= 0)
 		r = xattr_changed(fs, ino, bits);
 	pthread_mutex_unlock(&fs->ops_mu);
@@ -1018,6 +1038,11 @@ int fsops_removexattr(struct fs *fs, uint64_t node, const char *name)
 	r = meta_xattr_remove(fs->meta, ino, name);
 	if (r >= 0)
 		r = xattr_changed(fs, ino, -1);
+	/* Removing an ACL the file does not have succeeds, as on ext4: setfacl -b relies on
+	 * it. Nothing changed, so nothing is touched. */
+	else if (r == -ENODATA &&
+		 (!strcmp(name, ACL_XATTR_ACCESS) || !strcmp(name, ACL_XATTR_DEFAULT)))
+		r = 0;
 	pthread_mutex_unlock(&fs->ops_mu);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return r;

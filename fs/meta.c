@@ -66,6 +66,8 @@ enum stmt {
 	ST_INODE_GET,
 	ST_INODE_INSERT,
 	ST_INODE_UPDATE,
+	ST_INODE_EXTEND,
+	ST_INODE_SET_SIZE,
 	ST_INODE_DELETE,
 	ST_XATTR_DELETE_ALL,
 	ST_EXTENT_DELETE_ALL,
@@ -116,8 +118,11 @@ static const char *const stmt_sql[_ST_MAX] = {
 	[ST_INODE_INSERT] = "INSERT INTO inodes(ino, mode, uid, gid, nlink, size, rdev, atime,"
 			    " mtime, ctime) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[ST_INODE_UPDATE] = "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, nlink = ?5,"
-			    " size = ?6, rdev = ?7, atime = ?8, mtime = ?9, ctime = ?10"
-			    " WHERE ino = ?1",
+			    " rdev = ?7, atime = ?8, mtime = ?9, ctime = ?10 WHERE ino = ?1",
+	[ST_INODE_SET_SIZE] = "UPDATE inodes SET size = ?2 WHERE ino = ?1",
+	[ST_INODE_EXTEND] = "UPDATE inodes SET size = max(size, ?2),"
+			    " mtime = CASE WHEN ?3 THEN ?3 ELSE mtime END,"
+			    " ctime = CASE WHEN ?3 THEN ?3 ELSE ctime END WHERE ino = ?1",
 	[ST_INODE_DELETE] = "DELETE FROM inodes WHERE ino = ?1",
 	[ST_XATTR_DELETE_ALL] = "DELETE FROM xattrs WHERE ino = ?1",
 	[ST_EXTENT_DELETE_ALL] = "DELETE FROM extents WHERE ino = ?1",
@@ -721,6 +726,25 @@ int meta_inode_update(struct meta *m, const struct meta_inode *i)
 	sqlite3_stmt *s = m->st[ST_INODE_UPDATE];
 	bind_inode(s, i->ino, i);
 	return write_one(m, s, -ENOENT, "updating an inode");
+}
+
+int meta_inode_set_size(struct meta *m, uint64_t ino, uint64_t size)
+{
+	LOCKED(m);
+	sqlite3_stmt *s = m->st[ST_INODE_SET_SIZE];
+	bind_u64(s, 1, ino);
+	bind_u64(s, 2, size);
+	return write_one(m, s, -ENOENT, "setting an inode's size");
+}
+
+int meta_inode_extend(struct meta *m, uint64_t ino, uint64_t end, int64_t mtime)
+{
+	LOCKED(m);
+	sqlite3_stmt *s = m->st[ST_INODE_EXTEND];
+	bind_u64(s, 1, ino);
+	bind_u64(s, 2, end);
+	sqlite3_bind_int64(s, 3, mtime);
+	return write_one(m, s, -ENOENT, "extending an inode");
 }
 
 static int inode_delete_locked(struct meta *m, uint64_t ino)

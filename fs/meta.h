@@ -74,7 +74,14 @@ int meta_inode_get(struct meta *m, uint64_t ino, struct meta_inode *ret);
 int meta_inode_create(struct meta *m, const struct meta_inode *i, uint64_t *ret_ino);
 /* Insert with a given number (restore from a checkpoint); next-ino is raised past it. */
 int meta_inode_insert(struct meta *m, const struct meta_inode *i);
+/* Every column but size: the size belongs to the file's data path, which changes it under
+ * the file's own lock (set_size, extend), while a stale copy may be written back here. */
 int meta_inode_update(struct meta *m, const struct meta_inode *i);
+int meta_inode_set_size(struct meta *m, uint64_t ino, uint64_t size);
+/* After a write ending at end: raise size to end if smaller and, when mtime is not 0, set
+ * mtime and ctime to it. Touches no other column, so it cannot undo a concurrent change of
+ * links or mode made from a stale copy of the row. */
+int meta_inode_extend(struct meta *m, uint64_t ino, uint64_t end, int64_t mtime);
 /* Delete an inode and its xattrs, extents and dirty ranges. */
 int meta_inode_delete(struct meta *m, uint64_t ino);
 /* Symlink target (malloc'd, NUL-terminated). get: -EINVAL if ino has none. */

@@ -247,7 +247,7 @@ perf_reports()
 			--sort dso,symbol -g none 2>/dev/null >"${f%.data}.txt" || continue
 		echo
 		echo "--- perf profile of the cairn daemon: $(basename "${f%.data}") (self time)"
-		grep -v -e '^#' -e '^$' "${f%.data}.txt" | sed 's/[ -]*$//' | head -n 20
+		grep -v -e '^#' -e '^$' "${f%.data}.txt" | sed 's/[ -]*$//' | head -n 20 || true
 	done
 }
 

@@ -5,6 +5,18 @@
  * one inside a cairn mount) and compares them; `exerciser --compare DIR_A DIR_B` only
  * compares. No library: it builds from this file alone.
  *
+ * Operations (weighted, see op_table): create and write at random offsets (1 byte to 2 MiB;
+ * random, text, zero, one-byte and repeated "library" data for dedup; some with O_DIRECT),
+ * O_APPEND, overwrites in the middle, truncate(2)/ftruncate up and down (to 0, +-1, odd
+ * sizes inside a chunk), copies by read/write and by copy_file_range, writes through a
+ * shared mapping, fallocate, rename (files and directories, over existing names,
+ * RENAME_NOREPLACE and RENAME_EXCHANGE), link, unlink, mkdir, rmdir, symlink (up to 4095
+ * bytes), mkfifo, mknod, chmod, chown, utimensat with nanoseconds, user.* xattrs, POSIX
+ * ACLs, fsync, write-close-reopen-read, reads, stat, readdir (also of a big directory that
+ * changes during the listing), and files held open across other operations (so unlinked
+ * and renamed while open). Features one side lacks (renameat2 flags, xattrs, ACLs, hole
+ * punching, O_DIRECT) are probed first and then skipped on both sides.
+ *
  * Each operation is a pure function of (SEED, its index), never of the trees' state, so any
  * subset of indices (-o LIST) replays the very same operations: that is what makes a failure
  * reducible by deleting operations. Parameters that must follow the state (an offset in the
@@ -15,17 +27,19 @@
  * After every operation both sides' results (return value, errno, the step that failed, a
  * hash of what was read or observed) must match. Every K operations and at the end the
  * trees are compared in full: names, types, modes, owners, link counts and which names share
- * an inode, sizes, symlink targets, user.* xattrs, file contents byte for byte, and mtimes.
- * mtimes set by utimensat() are "synthetic" (years 2001-2008) and must match to the
- * nanosecond; any other mtime was set by the kernel at the time of a change and must be
- * recent on both sides (within MTIME_SLACK seconds of each other).
+ * an inode, sizes, device numbers, symlink targets, user.* xattrs and ACLs, file contents
+ * byte for byte (every other time with O_DIRECT, past the page cache), and mtimes. mtimes
+ * set by utimensat() are "synthetic" (years 2001-2008) and must match to the nanosecond;
+ * any other mtime was set by the kernel at the time of a change and must be recent on both
+ * sides (within MTIME_SLACK seconds of each other). With -R CMD, all files are closed and
+ * CMD remounts DIR_B's file system before each full compare.
  *
  * The namespace is small (7 names in each of 6 directories) so operations collide often;
  * symlink targets never contain ".." and are never absolute, so nothing resolves outside
- * the trees. Files stay below FILE_CAP bytes.
+ * the trees; device nodes get names no operation opens. Files stay below FILE_CAP bytes.
  *
- * Exit status: 0 all operations matched, 1 a mismatch (seed, operation index, operation and
- * difference on stderr), 2 usage, 99 the exerciser itself failed.
+ * Exit status: 0 all operations matched, 1 a mismatch (seed, operation index, operation,
+ * difference and a replay command on stderr), 2 usage, 99 the exerciser itself failed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -40,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
@@ -126,6 +141,7 @@ enum op_kind {
 	OP_RMDIR,
 	OP_SYMLINK,
 	OP_MKFIFO,
+	OP_MKNOD,
 	OP_CHMOD,
 	OP_CHOWN,
 	OP_UTIMENS,
@@ -150,6 +166,7 @@ enum op_kind {
 	OP_COPY_RANGE,
 	OP_MMAP_WRITE,
 	OP_BIGDIR,
+	OP_ACL,
 	OP_PAUSE,
 };
 
@@ -169,6 +186,7 @@ static const struct {
 	[OP_RMDIR] = {"rmdir", 35},
 	[OP_SYMLINK] = {"symlink", 30},
 	[OP_MKFIFO] = {"mkfifo", 5},
+	[OP_MKNOD] = {"mknod", 5},
 	[OP_CHMOD] = {"chmod", 30},
 	[OP_CHOWN] = {"chown", 15},
 	[OP_UTIMENS] = {"utimensat", 45},
@@ -192,7 +210,8 @@ static const struct {
 	[OP_FALLOCATE] = {"fallocate", 20},
 	[OP_COPY_RANGE] = {"copy_file_range", 15},
 	[OP_MMAP_WRITE] = {"mmap-write", 15},
-	[OP_BIGDIR] = {"bigdir", 2},
+	[OP_BIGDIR] = {"bigdir", 1},
+	[OP_ACL] = {"acl", 25},
 	[OP_PAUSE] = {"pause", 1},
 };
 
@@ -224,9 +243,10 @@ struct op {
 	int slot;
 };
 
-/* Six directories ("" is the tree's root) and seven leaf names: 42 names. */
+/* Six directories ("" is the tree's root) and seven leaf names: 42 names. One leaf name has
+ * a space, UTF-8 and bytes that are neither: names are bytes. */
 static const char *const dirs[] = {"", "a", "b", "a/c", "b/d", "a/c/e"};
-static const char *const leaves[] = {"f0", "f1", "f2", "f3", "f4", "f5", "f6"};
+static const char *const leaves[] = {"f0", "f1", "f2", "f3", "f4", "f5", "\xe2\x98\x83 \x01\xff"};
 
 static void gen_path_in(uint64_t *r, char *out, const char *leaf)
 {
@@ -473,6 +493,18 @@ static void gen_op(uint64_t seed, uint64_t index, struct op *o)
 			gen_file_path(r, o->path);
 		gen_target(r, o->target);
 		break;
+	case OP_MKNOD: {
+		/* Device nodes only under names no other operation opens ("dev0", "dev1"), and
+		 * with majors of the range reserved for local use, so nothing reaches a device. */
+		static const mode_t types[] = {S_IFCHR, S_IFBLK, S_IFSOCK, S_IFCHR};
+		char name[8];
+		snprintf(name, sizeof(name), "dev%u", (unsigned)rnd(r, 2));
+		gen_path_in(r, o->path, name);
+		o->mode = types[rnd(r, ELEMENTSOF(types))] | (gen_mode(r) & 0777);
+		o->off = makedev(240 + rnd(r, 14), rnd(r, 1u << 20));
+		o->variant = chance(r, 30); /* 1: unlink it again */
+		break;
+	}
 	case OP_MKFIFO:
 		gen_file_path(r, o->path);
 		o->mode = gen_mode(r);
@@ -598,11 +630,66 @@ static void gen_op(uint64_t seed, uint64_t index, struct op *o)
 		o->len = 150 + rnd(r, 500);
 		o->dseed = splitmix(r);
 		break;
+	case OP_ACL:
+		if (chance(r, 50))
+			gen_dir_path(r, o->path);
+		else
+			gen_path(r, o->path);
+		o->variant = chance(r, 55); /* 1: the default ACL (directories only) */
+		o->flags = (int)rnd(r, 6);  /* enum acl_kind */
+		o->dseed = splitmix(r);
+		break;
 	case OP_SLOT_STAT:
 	case OP_SLOT_CLOSE:
 	case OP_PAUSE:
 		break;
 	}
+}
+
+/* POSIX ACLs as xattr values: le32 version 2, then le16 tag, le16 perm, le32 id entries. */
+enum acl_kind { ACL_MINIMAL, ACL_USERS, ACL_GROUPS, ACL_NO_MASK, ACL_REMOVE, ACL_GET };
+static const char *const acl_kind_names[] = {
+	"minimal", "users+mask", "groups+mask", "user without mask (invalid)", "remove", "get"};
+#define ACL_USER_OBJ 0x01
+#define ACL_USER 0x02
+#define ACL_GROUP_OBJ 0x04
+#define ACL_GROUP 0x08
+#define ACL_MASK 0x10
+#define ACL_OTHER 0x20
+#define ACL_NAME_ACCESS "system.posix_acl_access"
+#define ACL_NAME_DEFAULT "system.posix_acl_default"
+
+static size_t acl_entry(uint8_t *p, unsigned tag, unsigned perm, uint32_t id)
+{
+	p[0] = (uint8_t)tag;
+	p[1] = (uint8_t)(tag >> 8);
+	p[2] = (uint8_t)perm;
+	p[3] = 0;
+	for (int k = 0; k < 4; k++)
+		p[4 + k] = (uint8_t)(id >> (8 * k));
+	return 8;
+}
+
+/* The ACL of an OP_ACL operation; entries in the order the kernel requires. */
+static size_t acl_build(const struct op *o, uint8_t *v)
+{
+	uint64_t x = o->dseed;
+	size_t n = 4;
+	v[0] = 2;
+	v[1] = v[2] = v[3] = 0;
+	n += acl_entry(v + n, ACL_USER_OBJ, (unsigned)splitmix(&x) % 8, UINT32_MAX);
+	if (o->flags == ACL_USERS || o->flags == ACL_NO_MASK) {
+		n += acl_entry(v + n, ACL_USER, (unsigned)splitmix(&x) % 8, 1000);
+		if (splitmix(&x) % 2)
+			n += acl_entry(v + n, ACL_USER, (unsigned)splitmix(&x) % 8, 1001);
+	}
+	n += acl_entry(v + n, ACL_GROUP_OBJ, (unsigned)splitmix(&x) % 8, UINT32_MAX);
+	if (o->flags == ACL_GROUPS || (o->flags == ACL_USERS && splitmix(&x) % 2))
+		n += acl_entry(v + n, ACL_GROUP, (unsigned)splitmix(&x) % 8, 100);
+	if (o->flags == ACL_USERS || o->flags == ACL_GROUPS)
+		n += acl_entry(v + n, ACL_MASK, (unsigned)splitmix(&x) % 8, UINT32_MAX);
+	n += acl_entry(v + n, ACL_OTHER, (unsigned)splitmix(&x) % 8, UINT32_MAX);
+	return n;
 }
 
 static void describe_time(char *out, size_t n, const struct timespec *ts)
@@ -669,6 +756,19 @@ static void describe(const struct op *o, char *out, size_t n)
 		snprintf(out, n, "%s %s at size*%.4f %s%s", name, o->path, o->frac / 4294967296.0,
 			 data, o->variant ? " msync" : "");
 		break;
+	case OP_ACL:
+		snprintf(out, n, "%s %s %s ACL: %s", name, o->path,
+			 o->variant ? "default" : "access", acl_kind_names[o->flags]);
+		if (o->flags < ACL_REMOVE) {
+			uint8_t v[64];
+			size_t len = acl_build(o, v), k = strlen(out);
+			for (size_t e = 4; e < len && k + 24 < n; e += 8)
+				k += (size_t)snprintf(out + k, n - k, " %02x:%o%s%u", v[e],
+						      v[e + 2], v[e + 4] == 0xff ? "" : ":",
+						      v[e + 4] == 0xff ? 0
+								       : v[e + 4] | v[e + 5] << 8);
+		}
+		break;
 	case OP_BIGDIR:
 		snprintf(out, n,
 			 "%s %s: %" PRIu64 " entries, readdir while unlinking and adding some, "
@@ -684,13 +784,13 @@ static void describe(const struct op *o, char *out, size_t n)
 			 data);
 		break;
 	case OP_TRUNCATE:
+		snprintf(out, n, "%s %s (%s) size=%s n=%" PRIu64 " frac=%.4f", name, o->path,
+			 o->variant ? "ftruncate" : "truncate", rel_names[o->rel], o->len,
+			 o->frac / 4294967296.0);
+		break;
 	case OP_SLOT_TRUNCATE:
-		snprintf(
-			out, n, "%s %s%s%s size=%s n=%" PRIu64 " frac=%.4f", name,
-			o->kind == OP_SLOT_TRUNCATE ? "slot " : o->path,
-			o->kind == OP_SLOT_TRUNCATE ? (const char[]){(char)('0' + o->slot), 0} : "",
-			o->kind == OP_TRUNCATE ? (o->variant ? " (ftruncate)" : " (truncate)") : "",
-			rel_names[o->rel], o->len, o->frac / 4294967296.0);
+		snprintf(out, n, "%s %d size=%s n=%" PRIu64 " frac=%.4f", name, o->slot,
+			 rel_names[o->rel], o->len, o->frac / 4294967296.0);
 		break;
 	case OP_COPY:
 		snprintf(out, n, "%s %s at size*%.4f len=%" PRIu64 " -> %s off=%" PRIu64, name,
@@ -709,6 +809,14 @@ static void describe(const struct op *o, char *out, size_t n)
 	case OP_SYMLINK:
 		snprintf(out, n, "%s %s -> \"%.60s%s\" (%zu bytes)", name, o->path, o->target,
 			 strlen(o->target) > 60 ? "..." : "", strlen(o->target));
+		break;
+	case OP_MKNOD:
+		snprintf(out, n, "%s %s type=%s mode=%04o rdev=%u:%u%s", name, o->path,
+			 S_ISCHR(o->mode)   ? "chr"
+			 : S_ISBLK(o->mode) ? "blk"
+					    : "sock",
+			 (unsigned)(o->mode & 07777), major((dev_t)o->off), minor((dev_t)o->off),
+			 o->variant ? ", then unlink" : "");
 		break;
 	case OP_MKDIR:
 	case OP_MKFIFO:
@@ -805,7 +913,7 @@ struct result {
 static uint8_t *library[LIB_BLOBS];
 static uint8_t *wbuf, *rbuf;
 static bool have_noreplace = true, have_exchange = true, have_xattr = true, have_direct = true;
-static bool have_punch = true, have_zero = true;
+static bool have_punch = true, have_zero = true, have_acl = true;
 
 static void *xmalloc_aligned(size_t n)
 {
@@ -1037,8 +1145,8 @@ static void bigdir_name(const struct op *o, const char *prefix, size_t k, char *
 /*
  * A directory of o->len entries, read with readdir() while some entries are unlinked and
  * others created. Which of those appear is up to the file system; every entry left alone
- * must appear exactly once, and none twice. The result holds the violations (checked on
- * each side by itself) and the final listing; the directory is removed again.
+ * must appear exactly once, and none twice. The result holds the number of violations
+ * (each side checks itself); the directory is removed again.
  */
 static void run_bigdir(struct side *s, const struct op *o, struct result *res)
 {
@@ -1133,7 +1241,7 @@ static void op_run(struct side *s, const struct op *o, struct result *res)
 		bool direct = o->variant && have_direct;
 		if (direct) {
 			d.off &= ~(uint64_t)(IO_ALIGN - 1);
-			d.len = (d.len + IO_ALIGN - 1) & ~(uint64_t)(IO_ALIGN - 1);
+			d.len = MIN((d.len + IO_ALIGN - 1) & ~(uint64_t)(IO_ALIGN - 1), MAX_WRITE);
 		}
 		fd = openat(s->dirfd, o->path,
 			    O_WRONLY | O_NONBLOCK | O_CLOEXEC | o->flags | (direct ? O_DIRECT : 0),
@@ -1257,6 +1365,18 @@ static void op_run(struct side *s, const struct op *o, struct result *res)
 	case OP_SYMLINK:
 		if (symlinkat(o->target, s->dirfd, o->path) < 0)
 			set_fail(res, "symlinkat");
+		break;
+	case OP_MKNOD:
+		if (mknodat(s->dirfd, o->path, o->mode, (dev_t)o->off) < 0)
+			set_fail(res, "mknodat");
+		else if (fstatat(s->dirfd, o->path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			set_fail(res, "lstat");
+		else {
+			observe_stat(res, &st);
+			res->hash = hash_mix(res->hash, st.st_rdev);
+			if (o->variant && unlinkat(s->dirfd, o->path, 0) < 0)
+				set_fail(res, "unlink");
+		}
 		break;
 	case OP_MKFIFO:
 		if (mkfifoat(s->dirfd, o->path, o->mode) < 0)
@@ -1588,6 +1708,33 @@ static void op_run(struct side *s, const struct op *o, struct result *res)
 	case OP_BIGDIR:
 		run_bigdir(s, o, res);
 		break;
+	case OP_ACL: {
+		const char *name = o->variant ? ACL_NAME_DEFAULT : ACL_NAME_ACCESS;
+		uint8_t v[512];
+		ssize_t k;
+		if (!have_acl) {
+			res->ret = -2;
+			break;
+		}
+		path_of(s, o->path, p, sizeof(p));
+		if (o->flags == ACL_REMOVE) {
+			/* Also when there is none: ext4, xfs, btrfs and tmpfs then return 0. */
+			if (removexattr(p, name) < 0)
+				set_fail(res, "removexattr");
+		} else if (o->flags == ACL_GET) {
+			k = getxattr(p, name, v, sizeof(v));
+			if (k < 0)
+				set_fail(res, "getxattr");
+			else
+				res->hash = hash_bytes(0, v, (size_t)k);
+			res->ret = k;
+		} else if (setxattr(p, name, v, acl_build(o, v), 0) < 0)
+			set_fail(res, "setxattr");
+		/* A new ACL may change the mode: observe it too. */
+		if (fstatat(s->dirfd, o->path, &st, 0) == 0)
+			res->hash = hash_mix(res->hash, st.st_mode);
+		break;
+	}
 	case OP_PAUSE:
 		break; /* main() sleeps */
 	}
@@ -1599,7 +1746,7 @@ static void op_run(struct side *s, const struct op *o, struct result *res)
 
 static uint64_t cur_seed;
 static long long last_index = -1;
-static char cur_desc[2048], context[2400];
+static char cur_desc[2048], context[2400], replay_opts[4400];
 static bool verbose, timing;
 
 static double now_s(void)
@@ -1609,7 +1756,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void mismatch(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void mismatch(const char *fmt, ...)
 {
 	va_list ap;
 	fflush(stdout);
@@ -1620,9 +1767,8 @@ static void mismatch(const char *fmt, ...)
 	fprintf(stderr, "\n");
 	if (last_index >= 0)
 		fprintf(stderr,
-			"  to replay: exerciser -v [-k K -R CMD as before] %" PRIu64
-			" %lld DIR_A DIR_B (on empty trees)\n",
-			cur_seed, last_index + 1);
+			"  to replay: exerciser -v%s %" PRIu64 " %lld DIR_A DIR_B (empty trees)\n",
+			replay_opts, cur_seed, last_index + 1);
 	exit(1);
 }
 
@@ -1741,6 +1887,26 @@ static size_t list_user_xattrs(const char *path, char *out, size_t size)
 		used += strlen(names[k]) + 1;
 	}
 	return used;
+}
+
+static void cmp_acl(const char *pa, const char *pb, const char *rel, const char *name)
+{
+	uint8_t va[512], vb[512];
+	ssize_t ka = lgetxattr(pa, name, va, sizeof(va));
+	int ea = ka < 0 ? errno : 0;
+	ssize_t kb = lgetxattr(pb, name, vb, sizeof(vb));
+	int eb = kb < 0 ? errno : 0;
+	if (ea == ENOTSUP && eb == ENOTSUP)
+		return;
+	if (ka != kb || ea != eb || (ka > 0 && memcmp(va, vb, (size_t)ka))) {
+		char ha[200] = "", hb[200] = "";
+		for (ssize_t i = 0; i < ka && i < 64; i++)
+			snprintf(ha + 3 * i, 4, "%02x ", va[i]);
+		for (ssize_t i = 0; i < kb && i < 64; i++)
+			snprintf(hb + 3 * i, 4, "%02x ", vb[i]);
+		mismatch("%s: %s differs: A %zd bytes %s%s, B %zd bytes %s%s", rel, name, ka,
+			 ea ? strerror(ea) : "", ha, kb, eb ? strerror(eb) : "", hb);
+	}
 }
 
 static void cmp_xattrs(const char *pa, const char *pb, const char *rel)
@@ -1887,6 +2053,9 @@ static void cmp_entry(struct compare_ctx *c, const char *rel)
 	if (a.st_nlink != b.st_nlink)
 		mismatch("%s: link counts differ: A %lu, B %lu", rel, (unsigned long)a.st_nlink,
 			 (unsigned long)b.st_nlink);
+	if ((S_ISCHR(a.st_mode) || S_ISBLK(a.st_mode)) && a.st_rdev != b.st_rdev)
+		mismatch("%s: device numbers differ: A %u:%u, B %u:%u", rel, major(a.st_rdev),
+			 minor(a.st_rdev), major(b.st_rdev), minor(b.st_rdev));
 	if (!S_ISDIR(a.st_mode) && a.st_size != b.st_size)
 		mismatch("%s: sizes differ: A %lld, B %lld", rel, (long long)a.st_size,
 			 (long long)b.st_size);
@@ -1907,6 +2076,9 @@ static void cmp_entry(struct compare_ctx *c, const char *rel)
 	}
 	if (have_xattr)
 		cmp_xattrs(pa, pb, rel);
+	cmp_acl(pa, pb, rel, ACL_NAME_ACCESS);
+	if (S_ISDIR(a.st_mode))
+		cmp_acl(pa, pb, rel, ACL_NAME_DEFAULT);
 	if (S_ISREG(a.st_mode)) {
 		c->files++;
 		cmp_contents(c, pa, pb, rel, (uint64_t)a.st_size);
@@ -1934,7 +2106,7 @@ static void compare_trees(const char *a, const char *b, bool direct)
 static void probe(struct side *sides)
 {
 	static const char *const p1 = ".exerciser-probe-1", *const p2 = ".exerciser-probe-2";
-	bool nore[2], exch[2], xattr[2], punch[2], zero[2];
+	bool nore[2], exch[2], xattr[2], punch[2], zero[2], acl[2];
 	for (int k = 0; k < 2; k++) {
 		struct side *s = &sides[k];
 		char p[PATH_MAX];
@@ -1955,6 +2127,11 @@ static void probe(struct side *sides)
 		path_of(s, p1, p, sizeof(p));
 		xattr[k] = setxattr(p, "user.probe", "1", 1, 0) == 0 ||
 			   (errno != ENOTSUP && errno != EOPNOTSUPP);
+		{
+			struct op ao = {.flags = ACL_USERS, .dseed = 1};
+			uint8_t v[64];
+			acl[k] = setxattr(p, ACL_NAME_ACCESS, v, acl_build(&ao, v), 0) == 0;
+		}
 		int fd = open(p, O_RDWR | O_DIRECT | O_CLOEXEC);
 		s->direct_ok = fd >= 0;
 		if (fd >= 0)
@@ -1974,6 +2151,10 @@ static void probe(struct side *sides)
 	have_exchange = exch[0] && exch[1];
 	have_xattr = xattr[0] && xattr[1];
 	have_direct = sides[0].direct_ok && sides[1].direct_ok;
+	have_acl = acl[0] && acl[1];
+	if (!have_acl)
+		fprintf(stderr, "exerciser: POSIX ACLs unsupported (A %d, B %d): skipped\n", acl[0],
+			acl[1]);
 	have_punch = punch[0] && punch[1];
 	have_zero = zero[0] && zero[1];
 	if (!have_punch)
@@ -2043,20 +2224,23 @@ static bool *parse_list(const char *list, uint64_t nops)
 		char *end;
 		unsigned long long a = strtoull(p, &end, 10), b = a;
 		if (end == p)
-			return NULL;
+			goto bad;
 		if (*end == '-') {
 			p = end + 1;
 			b = strtoull(p, &end, 10);
 			if (end == p)
-				return NULL;
+				goto bad;
 		}
 		for (unsigned long long i = a; i <= b && i < nops; i++)
 			v[i] = true;
 		p = *end == ',' ? end + 1 : end;
 		if (*end && *end != ',')
-			return NULL;
+			goto bad;
 	}
 	return v;
+bad:
+	free(v);
+	return NULL;
 }
 
 static void usage(FILE *f)
@@ -2111,6 +2295,15 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* What a replay needs besides the seed: the same compare points, subset and remounts. */
+	if (k_every != DEFAULT_K)
+		snprintf(replay_opts, sizeof(replay_opts), " -k %lu", k_every);
+	if (list)
+		snprintf(replay_opts + strlen(replay_opts),
+			 sizeof(replay_opts) - strlen(replay_opts), " -o %s", list);
+	if (remount_cmd)
+		snprintf(replay_opts + strlen(replay_opts),
+			 sizeof(replay_opts) - strlen(replay_opts), " -R '%s'", remount_cmd);
 	if (!compare_only) {
 		cur_seed = strtoull(argv[i], &end, 0);
 		if (*end || !argv[i][0]) {
@@ -2215,5 +2408,6 @@ int main(int argc, char **argv)
 			printf("%-24s %8.3f %8.3f\n", op_table[k].name, spent[0][k], spent[1][k]);
 		printf("%-24s %8.3f\n", "full compares", compare_spent);
 	}
+	free(sel);
 	return 0;
 }

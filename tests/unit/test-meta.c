@@ -257,8 +257,22 @@ static void test_inodes(void)
 	i.rdev = 0x1234;
 	i.mtime = INT64_MAX;
 	is_int(meta_inode_update(m, &i), 0, "inodes: update");
-	ok(meta_inode_get(m, a, &got) == 0 && inode_eq(&got, &i),
-	   "inodes: update stored every field (nlink as given)");
+	ok(meta_inode_get(m, a, &got) == 0 && got.size == 12345,
+	   "inodes: update leaves the size alone (the data path owns it)");
+	i.size = 12345;
+	ok(inode_eq(&got, &i), "inodes: update stored every other field (nlink as given)");
+	is_int(meta_inode_set_size(m, a, (uint64_t)1 << 50), 0, "inodes: set size");
+	is_int(meta_inode_extend(m, a, 100, 0), 0, "inodes: extend below the size");
+	ok(meta_inode_get(m, a, &got) == 0 && got.size == (uint64_t)1 << 50 &&
+		   got.mtime == INT64_MAX,
+	   "inodes: extend never shrinks, and time 0 leaves mtime alone");
+	is_int(meta_inode_extend(m, a, ((uint64_t)1 << 50) + 1, 77), 0, "inodes: extend past it");
+	ok(meta_inode_get(m, a, &got) == 0 && got.size == ((uint64_t)1 << 50) + 1 &&
+		   got.mtime == 77 && got.ctime == 77 && got.nlink == 7,
+	   "inodes: extend grows and sets mtime and ctime only");
+	is_int(meta_inode_extend(m, 12345678, 1, 0), -ENOENT, "inodes: extend unknown is -ENOENT");
+	i.size = ((uint64_t)1 << 50) + 1;
+	i.mtime = i.ctime = 77;
 	struct meta_inode ghost = i;
 	ghost.ino = 5000;
 	is_int(meta_inode_update(m, &ghost), -ENOENT, "inodes: update unknown is -ENOENT");
