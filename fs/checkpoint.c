@@ -329,6 +329,14 @@ static void clean_staging(struct fs *fs)
 	while (d && (e = readdir(d))) {
 		char *end;
 		uint64_t ino = strtoull(e->d_name, &end, 10);
+		if (!strncmp(e->d_name, STAGING_SPARE_PREFIX, strlen(STAGING_SPARE_PREFIX))) {
+			/* A spare of a former run: taken up again, or deleted past the limit. */
+			const char *num = e->d_name + strlen(STAGING_SPARE_PREFIX);
+			uint64_t seq = strtoull(num, &end, 10);
+			if (!*num || *end || fs_staging_spare_add(fs, seq) < 0)
+				unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
 		if (e->d_name[0] == '.' || *end)
 			continue;
 		struct fs_inode *i = fs_inode_get(fs, ino);
@@ -434,6 +442,7 @@ int fs_open(struct store *s, const struct fs_options *o, struct fs **ret)
 	pthread_mutex_init(&fs->ops_mu, NULL);
 	pthread_mutex_init(&fs->tab_mu, NULL);
 	pthread_mutex_init(&fs->cache_mu, NULL);
+	pthread_mutex_init(&fs->spare_mu, NULL);
 	pthread_mutex_init(&fs->ckpt_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -525,6 +534,7 @@ int fs_close(struct fs *fs)
 			free(i);
 		}
 	fs_blob_cache_clear(fs);
+	free(fs->spares);
 	free(fs->flushers);
 	free(fs->cache_dir);
 	free(fs->staging_dir);
@@ -533,6 +543,7 @@ int fs_close(struct fs *fs)
 	pthread_mutex_destroy(&fs->ops_mu);
 	pthread_mutex_destroy(&fs->tab_mu);
 	pthread_mutex_destroy(&fs->cache_mu);
+	pthread_mutex_destroy(&fs->spare_mu);
 	pthread_mutex_destroy(&fs->ckpt_mu);
 	pthread_cond_destroy(&fs->tab_cond);
 	free(fs);

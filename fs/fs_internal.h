@@ -9,7 +9,8 @@
  *                     checkpoint freezing it while the trees are written;
  *   ops_mu            serialises namespace operations (lookup-then-change sequences);
  *   inode->mu         one file's data: staging file, dirty ranges, flush;
- *   tab_mu            the in-memory inode table and the flush queue.
+ *   tab_mu            the in-memory inode table and the flush queue;
+ *   spare_mu          the spare staging files (innermost, held for no system call).
  * meta calls are serialised inside meta.c and may be made under any of these.
  */
 #pragma once
@@ -40,6 +41,10 @@ struct fs_inode {
 
 struct blob_cache_entry;
 
+/* Emptied staging files kept for reuse (data.c), named <staging>/spare.<seq>. */
+#define STAGING_SPARE_PREFIX "spare."
+#define STAGING_SPARES_MAX 65536
+
 struct fs {
 	struct store *store;
 	struct meta *meta;
@@ -61,6 +66,11 @@ struct fs {
 	uint64_t staged_bytes;	/* approximate, for back-pressure */
 	bool stopping;
 	int flush_error; /* last background flush error, reported at checkpoint */
+
+	pthread_mutex_t spare_mu;
+	uint64_t *spares; /* seqs of spare staging files */
+	size_t n_spares, cap_spares;
+	uint64_t spare_seq;
 
 	pthread_mutex_t cache_mu;
 	struct blob_cache_entry *cache_head; /* most recent first */
@@ -106,6 +116,8 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i);
 void fs_data_discard(struct fs *fs, struct fs_inode *i);
 int fs_data_fsync(struct fs *fs, struct fs_inode *i, bool datasync);
 void fs_blob_cache_clear(struct fs *fs);
+/* Record an existing empty spare staging file (at mount). -ENOSPC: enough are kept. */
+int fs_staging_spare_add(struct fs *fs, uint64_t seq);
 
 /* Make chunks, then metadata durable; then drop staging files no longer needed. */
 int fs_sync(struct fs *fs);
