@@ -122,7 +122,7 @@ bool lock_holder_is_dead(const struct lock_info *info)
 	if (!boot[0] || strcmp(boot, info->boot) || !pidns[0] || strcmp(pidns, info->pidns) ||
 	    info->pid <= 0)
 		return false;
-	return kill((pid_t)info->pid, 0) < 0 && errno == ESRCH;
+	return !process_running((pid_t)info->pid);
 }
 
 static void describe(const struct lock_info *i, char *out, size_t len)

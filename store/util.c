@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -215,6 +216,23 @@ int log_errno(enum log_level level, int r, const char *fmt, ...)
 	va_end(ap);
 	errno = saved;
 	return r;
+}
+
+bool process_running(pid_t pid)
+{
+	char path[64], stat[512];
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return true; /* no /proc: kill said it exists */
+	size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	stat[n] = 0;
+	/* "pid (comm) S ...": the state follows the last ')' (comm may hold one). */
+	const char *p = strrchr(stat, ')');
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
 uint64_t now_ns(void)

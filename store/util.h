@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -139,3 +140,7 @@ int log_errno(enum log_level level, int r, const char *fmt, ...) _printf_(3, 4);
 
 /* Monotonic time in nanoseconds. */
 uint64_t now_ns(void);
+
+/* Whether process pid (in this pid namespace) still runs: false once it is gone or a
+ * zombie (dead, its exit status not yet collected by its parent). */
+bool process_running(pid_t pid);

@@ -289,7 +289,7 @@ int cmd_umount(int argc, char **argv)
 	}
 	bool tty = isatty(STDERR_FILENO);
 	uint64_t t0 = now_ns();
-	while (kill(pid, 0) == 0 || errno == EPERM) {
+	while (process_running(pid)) {
 		if (tty && now_ns() - t0 > 2000000000ull) {
 			fprintf(stderr, "\rcairn umount: storing the last changes... %" PRIu64 " s",
 				(uint64_t)((now_ns() - t0) / 1000000000u));

@@ -5,6 +5,8 @@
  */
 #include "util.h"
 
+#include <sys/wait.h>
+
 #include "tap.h"
 
 static void test_buf(void)
@@ -235,6 +237,22 @@ static void test_misc(void)
 	ok(a > 0 && b >= a, "now_ns is monotonic");
 }
 
+static void test_process_running(void)
+{
+	ok(process_running(getpid()), "process_running: this process runs");
+	ok(!process_running(0) && !process_running(-1), "process_running: no pid 0 or -1");
+	pid_t child = fork();
+	if (child == 0)
+		_exit(0);
+	tap_require(child > 0);
+	/* Dead but not collected: a zombie is not running (cairn umount waits on this). */
+	siginfo_t si;
+	tap_require(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT) == 0);
+	ok(!process_running(child), "process_running: a zombie is not running");
+	tap_require(waitpid(child, NULL, 0) == child);
+	ok(!process_running(child), "process_running: a reaped process is not running");
+}
+
 int main(void)
 {
 	plan_lazy();
@@ -245,5 +263,6 @@ int main(void)
 	test_hex();
 	test_log();
 	test_misc();
+	test_process_running();
 	return tap_done();
 }
