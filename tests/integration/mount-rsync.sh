@@ -4,7 +4,7 @@
 # sees"): a generated tree of the hard cases (hard links across directories, absolute,
 # relative and dangling symlinks, user xattrs, POSIX ACLs, a sparse file, fifos, device
 # nodes, nanosecond and pre-1970 times, odd names, empty files and directories, setuid,
-# setgid, sticky and 000 modes, foreign owners, 200 MiB of semi-compressible data) plus a
+# setgid, sticky and 000 modes, foreign owners, a 1 GiB file of semi-compressible data) plus a
 # copy of a real tree. A checksumming dry-run rsync must find nothing to do right after the
 # copy, after a remount, and after a remount with the local cache deleted (everything read
 # back from the repository); hard links keep one inode and their link count throughout.
@@ -114,10 +114,17 @@ done
 chmod 1777 "$g/modes/sticky"
 chmod 2770 "$g/modes/setgid-dir"
 
-# 200 MiB of semi-compressible data that does not deduplicate (every line differs).
+# A large file of semi-compressible data that does not deduplicate (every line differs):
+# 1 GiB, or 200 MiB under the sanitizers (ASan makes the store path several times slower);
+# $CAIRN_BIG_FILE (a head -c size) overrides.
+big=1G
+if ldd "$top_builddir/tools/mount.cairn" 2>/dev/null | grep -q libasan; then
+	big=200M
+fi
+big=${CAIRN_BIG_FILE:-$big}
 awk 'BEGIN { srand(42); for (i = 0; ; i++)
 	printf "%09d %08x %08x the quick brown fox %d\n", i, rand() * 4294967295,
-		rand() * 4294967295, i % 977 }' | head -c 200M >"$g/semi-compressible"
+		rand() * 4294967295, i % 977 }' | head -c "$big" >"$g/semi-compressible"
 
 # Times: nanoseconds, before 1970, far future; on files, symlinks and directories (last,
 # since filling a directory changes its mtime).
