@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "fs_internal.h"
+#include "rotate.h"
 #include "tree.h"
 
 #define SYNC_INTERVAL_NS (2ull * 1000000000)
@@ -211,14 +212,32 @@ static int flush_all(struct fs *fs)
 	return first;
 }
 
-int fs_checkpoint(struct fs *fs)
+/* The first 8 bytes of a root id, as a meta setting. */
+static uint64_t root_prefix(const struct blob_id *root)
 {
-	struct blob_id root, old;
+	return get_le64(root->b);
+}
+
+/*
+ * Flush, freeze the tree, write the changed directories, and commit. edit (may be NULL)
+ * changes the new commit's snapshot list, given the working tree's root; with an edit the
+ * commit is written even when nothing changed. Before the commit, meta durably notes the
+ * seq and root it is about to write, so that after a crash the next mount can tell its own
+ * commit from another writer's (open_meta).
+ */
+static int commit_tree(struct fs *fs,
+		       int (*edit)(struct commit *c, const struct blob_id *root, void *ud),
+		       void *ud)
+{
+	struct blob_id root;
 	struct commit c;
 	int r;
 
 	pthread_mutex_lock(&fs->ckpt_mu);
-	r = flush_all(fs);
+	/* First retry what a failing backend left behind: its old error must not fail us. */
+	r = fs_sync(fs);
+	if (r >= 0)
+		r = flush_all(fs);
 	if (r < 0) {
 		log_error("checkpoint: flushing staged data: %s", strerror(-r));
 		goto out;
@@ -226,31 +245,42 @@ int fs_checkpoint(struct fs *fs)
 	/* Freeze the tree: nothing changes while its trees are written. */
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	r = flush_all(fs); /* what was written meanwhile */
-	/* A clean root means nothing changed: every change invalidates up to the root. */
-	bool unchanged = r >= 0 && meta_tree_get(fs->meta, META_ROOT_INO, &old) == 0;
-	if (r >= 0 && !unchanged) {
+	/* A clean root is written already, but not necessarily committed (a commit that
+	 * failed): it is compared with the head below like any other. */
+	if (r >= 0 && meta_tree_get(fs->meta, META_ROOT_INO, &root) < 0) {
 		r = tree_checkpoint(fs->meta, fs->store, &root);
 		if (r < 0)
 			log_error("checkpoint: writing the trees: %s", strerror(-r));
 	}
 	pthread_rwlock_unlock(&fs->ns_lock);
-	if (r < 0 || unchanged)
+	if (r < 0)
 		goto out;
 
 	r = store_head(fs->store, &c);
 	if (r < 0)
 		goto out;
-	if (c.has_root && !memcmp(c.root.b, root.b, BLOB_ID_SIZE)) {
+	if (!edit && c.has_root && !memcmp(c.root.b, root.b, BLOB_ID_SIZE)) {
 		commit_release(&c);
-		goto out; /* changed and changed back */
+		goto out; /* nothing changed, or changed and changed back */
 	}
 	c.has_root = true;
 	c.root = root;
 	free(c.host);
 	c.host = NULL;
-	r = store_commit(fs->store, &c);
+	if (edit)
+		r = edit(&c, &root, ud);
+	if (r >= 0)
+		r = meta_set_u64(fs->meta, "pending-commit", c.seq + 1);
+	if (r >= 0)
+		r = meta_set_u64(fs->meta, "pending-root", root_prefix(&root));
+	if (r >= 0)
+		r = fs_sync(fs); /* the trees, then the note above */
+	if (r >= 0)
+		r = store_commit(fs->store, &c);
 	if (r >= 0)
 		r = meta_set_u64(fs->meta, "base-commit", c.seq);
+	if (r >= 0 && edit)
+		r = snaps_update(fs->snaps, &c);
 	if (r >= 0) {
 		r = fs_sync(fs);
 		char hex[BLOB_ID_HEX_SIZE];
@@ -262,6 +292,100 @@ out:
 	if (r < 0)
 		log_error("checkpoint failed: %s; staged data stays in the cache", strerror(-r));
 	pthread_mutex_unlock(&fs->ckpt_mu);
+	return r;
+}
+
+int fs_checkpoint(struct fs *fs)
+{
+	return commit_tree(fs, NULL, NULL);
+}
+
+struct snapshot_edit {
+	const char *name;
+	uint64_t time_ns;
+};
+
+static int add_snapshot(struct commit *c, const struct blob_id *root, void *ud)
+{
+	struct snapshot_edit *e = ud;
+	for (size_t k = 0; k < c->n_snaps; k++)
+		if (!strcmp(c->snaps[k].name, e->name))
+			return log_error_errno(-EEXIST, "snapshot %s: exists already", e->name);
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	return commit_add_snapshot(c, e->name, root, e->time_ns, host);
+}
+
+struct rotate_edit {
+	const char *interval, *lower;
+	unsigned keep, lower_keep;
+	uint64_t time_ns;
+};
+
+static int rotate(struct commit *c, const struct blob_id *root, void *ud)
+{
+	struct rotate_edit *e = ud;
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	int r = snapshot_rotate(c, e->interval, e->keep, e->lower, e->lower_keep, root, e->time_ns,
+				host);
+	if (r == -ENOENT)
+		log_error("rotate %s: %s.%u does not exist; nothing rotated", e->interval, e->lower,
+			  e->lower_keep - 1);
+	else if (r < 0)
+		log_error("rotate %s %u: %s; nothing rotated", e->interval, e->keep, strerror(-r));
+	return r;
+}
+
+int fs_rotate(struct fs *fs, const char *interval, unsigned keep, const char *lower,
+	      unsigned lower_keep)
+{
+	struct rotate_edit e = {.interval = interval,
+				.lower = lower,
+				.keep = keep,
+				.lower_keep = lower_keep,
+				.time_ns = (uint64_t)fs_now_ns()};
+	int r = commit_tree(fs, rotate, &e);
+	if (r >= 0)
+		log_info("rotated %s (%u kept)%s%s", interval, keep, lower ? " from " : "",
+			 lower ? lower : "");
+	return r;
+}
+
+/* names: '\n'-separated (no snapshot name holds a control character). */
+static int forget(struct commit *c, const struct blob_id *root, void *ud)
+{
+	_cleanup_free_ char *names = strdup(ud);
+	char *save = NULL;
+	size_t n = 0;
+	if (!names)
+		return -ENOMEM;
+	for (char *t = strtok_r(names, "\n", &save); t; t = strtok_r(NULL, "\n", &save), n++)
+		if (snapshot_remove(c, t) < 0)
+			return log_error_errno(-ENOENT, "forget: no snapshot %s; nothing dropped",
+					       t);
+	if (n && c->n_snaps == 0)
+		return log_error_errno(-EPERM, "forget: refusing to drop every snapshot");
+	return 0;
+}
+
+int fs_forget(struct fs *fs, const char *names)
+{
+	int r = commit_tree(fs, forget, (void *)names);
+	if (r >= 0)
+		log_info("forgot snapshots: %s", names);
+	return r;
+}
+
+int fs_snapshot(struct fs *fs, const char *name)
+{
+	const char *why = NULL;
+	if (snapshot_name_check(name, &why) < 0)
+		return log_error_errno(-EINVAL, "snapshot %s: not a valid name: %s", name, why);
+	struct snapshot_edit e = {.name = name, .time_ns = (uint64_t)fs_now_ns()};
+	int r = commit_tree(fs, add_snapshot, &e);
+	if (r >= 0)
+		log_info("snapshot %s taken", name);
 	return r;
 }
 
@@ -367,12 +491,19 @@ static int open_meta(struct fs *fs, const char *path)
 		struct blob_id root;
 		bool have_base = meta_get_u64(fs->meta, "base-commit", &base) == 0;
 		bool root_clean = meta_tree_get(fs->meta, META_ROOT_INO, &root) == 0;
-		/* Our own last commit, or one written just before a crash kept us from noting
-		 * it: the local tree is current. Anything else is someone else's newer state. */
+		/* Our own last commit, or the one we noted we were about to write when a crash
+		 * kept us from recording it (commit_tree): the local tree is current. Anything
+		 * else is someone else's newer state. */
+		uint64_t pending_seq = 0, pending_root = 0;
+		bool ours = meta_get_u64(fs->meta, "pending-commit", &pending_seq) == 0 &&
+			    meta_get_u64(fs->meta, "pending-root", &pending_root) == 0 &&
+			    pending_seq == head.seq && head.has_root &&
+			    pending_root == root_prefix(&head.root) && have_base &&
+			    head.parent == base;
 		bool current = (have_base ? base : 0) == head.seq ||
 			       (head.has_root && root_clean &&
 				!memcmp(root.b, head.root.b, BLOB_ID_SIZE)) ||
-			       (have_base && head.parent == base && !root_clean);
+			       ours;
 		if (current && base != head.seq)
 			r = meta_set_u64(fs->meta, "base-commit", head.seq);
 		if (!current) {
@@ -467,7 +598,14 @@ int fs_open(struct store *s, const struct fs_options *o, struct fs **ret)
 		log_error("working tree %s: %s", meta_path, strerror(-r));
 		goto fail;
 	}
-	r = meta_orphans(fs->meta, reap_orphan_cb, fs);
+	struct commit head;
+	r = snaps_new(fs->store, &fs->snaps);
+	if (r >= 0 && (r = store_head(fs->store, &head)) >= 0) {
+		r = snaps_update(fs->snaps, &head);
+		commit_release(&head);
+	}
+	if (r >= 0)
+		r = meta_orphans(fs->meta, reap_orphan_cb, fs);
 	if (r >= 0)
 		r = meta_dirty_inodes(fs->meta, queue_dirty_cb, fs);
 	if (r < 0)
@@ -534,6 +672,7 @@ int fs_close(struct fs *fs)
 			free(i);
 		}
 	fs_blob_cache_clear(fs);
+	snaps_free(fs->snaps);
 	free(fs->spares);
 	free(fs->flushers);
 	free(fs->cache_dir);

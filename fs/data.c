@@ -317,6 +317,24 @@ ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, u
 	return r < 0 ? r : (ssize_t)len;
 }
 
+ssize_t fs_data_read_extents(struct fs *fs, const struct meta_extent *v, size_t n, void *buf,
+			     size_t len, uint64_t off, uint64_t size)
+{
+	uint8_t *dst = buf;
+	int r = 0;
+	if (off >= size)
+		return 0;
+	len = (size_t)MIN((uint64_t)len, size - off);
+	memset(buf, 0, len);
+	for (size_t k = 0; r >= 0 && k < n; k++) {
+		uint64_t from = MAX(off, v[k].off), to = MIN(off + len, v[k].off + v[k].len);
+		if (from < to)
+			r = chunk_read(fs, &v[k], from - v[k].off, dst + (from - off),
+				       (size_t)(to - from));
+	}
+	return r < 0 ? r : (ssize_t)len;
+}
+
 static int mark_dirty(struct fs *fs, struct fs_inode *i)
 {
 	if (i->dirty)

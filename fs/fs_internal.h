@@ -19,6 +19,7 @@
 
 #include "fsops.h"
 #include "meta.h"
+#include "snap.h"
 
 #define FS_INODE_BUCKETS 4096
 /* Decoded chunks kept in memory at most (a list walked on each read). */
@@ -48,6 +49,7 @@ struct blob_cache_entry;
 struct fs {
 	struct store *store;
 	struct meta *meta;
+	struct snaps *snaps; /* the snapshots of the last commit, read-only */
 	char *cache_dir, *staging_dir;
 	struct fs_options opt;
 
@@ -118,6 +120,10 @@ int fs_data_fsync(struct fs *fs, struct fs_inode *i, bool datasync);
 void fs_blob_cache_clear(struct fs *fs);
 /* Record an existing empty spare staging file (at mount). -ENOSPC: enough are kept. */
 int fs_staging_spare_add(struct fs *fs, uint64_t seq);
+
+/* Read [off, off+len) of a file of the given size made of extents (a snapshot's file). */
+ssize_t fs_data_read_extents(struct fs *fs, const struct meta_extent *v, size_t n, void *buf,
+			     size_t len, uint64_t off, uint64_t size);
 
 /* Make chunks, then metadata durable; then drop staging files no longer needed. */
 int fs_sync(struct fs *fs);

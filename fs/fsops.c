@@ -68,7 +68,7 @@ static void root_stat(struct fs *fs, struct stat *st)
 	*st = (struct stat){0};
 	st->st_ino = FSOPS_ROOT;
 	st->st_mode = S_IFDIR | 0755;
-	st->st_nlink = 3;
+	st->st_nlink = 3 + (nlink_t)(fs->snaps ? snaps_count(fs->snaps) : 0);
 	st->st_blksize = 4096;
 	ns_to_ts(fs->mount_time, &st->st_atim);
 	st->st_mtim = st->st_ctim = st->st_atim;
@@ -99,6 +99,8 @@ static int tree_ino(uint64_t node, uint64_t *ret)
 		return -EACCES; /* the mount root is not writable: users write in current/ */
 	if (node < FSOPS_CURRENT)
 		return -ENOENT;
+	if (snap_is_node(node))
+		return -EROFS; /* snapshots are read-only */
 	*ret = node_to_ino(node);
 	return 0;
 }
@@ -134,9 +136,11 @@ int fsops_lookup(struct fs *fs, uint64_t parent, const char *name, struct fs_ent
 	uint64_t dir, ino;
 	if (parent == FSOPS_ROOT) {
 		if (strcmp(name, "current"))
-			return -ENOENT;
+			return snaps_root_lookup(fs->snaps, name, ret);
 		return make_entry(fs, META_ROOT_INO, ret);
 	}
+	if (snap_is_node(parent))
+		return snaps_lookup(fs->snaps, parent, name, ret);
 	int r = tree_ino(parent, &dir);
 	if (r < 0)
 		return r;
@@ -155,7 +159,7 @@ void fs_set_kernel_times(struct fs *fs, bool on)
 
 void fsops_ref(struct fs *fs, uint64_t node)
 {
-	if (node < FSOPS_CURRENT)
+	if (node < FSOPS_CURRENT || snap_is_node(node))
 		return;
 	struct fs_inode *i = fs_inode_get(fs, node_to_ino(node));
 	if (!i)
@@ -184,7 +188,7 @@ static void maybe_reap(struct fs *fs, struct fs_inode *i)
 
 void fsops_forget(struct fs *fs, uint64_t node, uint64_t nlookup)
 {
-	if (node < FSOPS_CURRENT)
+	if (node < FSOPS_CURRENT || snap_is_node(node))
 		return;
 	struct fs_inode *i = fs_inode_get(fs, node_to_ino(node));
 	if (!i)
@@ -205,6 +209,8 @@ int fsops_getattr(struct fs *fs, uint64_t node, struct stat *ret)
 		root_stat(fs, ret);
 		return 0;
 	}
+	if (snap_is_node(node))
+		return snaps_getattr(fs->snaps, node, ret);
 	int r = meta_inode_get(fs->meta, node_to_ino(node), &mi);
 	if (r < 0)
 		return r;
@@ -299,6 +305,8 @@ int fsops_setattr(struct fs *fs, uint64_t node, const struct stat *attr, int to_
 int fsops_readlink(struct fs *fs, uint64_t node, char **ret)
 {
 	uint64_t ino;
+	if (snap_is_node(node))
+		return snaps_readlink(fs->snaps, node, ret);
 	int r = tree_ino(node, &ino);
 	return r < 0 ? r : meta_symlink_get(fs->meta, ino, ret);
 }
@@ -693,6 +701,13 @@ int fsops_open(struct fs *fs, uint64_t node, int flags)
 	struct meta_inode mi;
 	if (node == FSOPS_ROOT)
 		return (flags & O_ACCMODE) == O_RDONLY ? 0 : -EISDIR;
+	if (snap_is_node(node)) {
+		struct stat st;
+		int r = snaps_getattr(fs->snaps, node, &st);
+		if (r >= 0 && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
+			r = -EROFS;
+		return r;
+	}
 	int r = tree_ino(node, &ino);
 	if (r >= 0)
 		r = meta_inode_get(fs->meta, ino, &mi);
@@ -711,7 +726,7 @@ int fsops_open(struct fs *fs, uint64_t node, int flags)
 
 int fsops_release(struct fs *fs, uint64_t node)
 {
-	if (node < FSOPS_CURRENT)
+	if (node < FSOPS_CURRENT || snap_is_node(node))
 		return 0;
 	struct fs_inode *i = fs_inode_get(fs, node_to_ino(node));
 	if (!i)
@@ -730,10 +745,21 @@ int fsops_release(struct fs *fs, uint64_t node)
 	return 0;
 }
 
+static ssize_t snap_read(struct fs *fs, uint64_t node, void *buf, size_t len, uint64_t off)
+{
+	_cleanup_free_ struct meta_extent *v = NULL;
+	size_t n;
+	uint64_t size;
+	int r = snaps_extents(fs->snaps, node, &size, &v, &n);
+	return r < 0 ? r : fs_data_read_extents(fs, v, n, buf, len, off, size);
+}
+
 ssize_t fsops_read(struct fs *fs, uint64_t node, void *buf, size_t len, uint64_t off)
 {
 	struct meta_inode mi;
 	uint64_t ino;
+	if (snap_is_node(node))
+		return snap_read(fs, node, buf, len, off);
 	int r = tree_ino(node, &ino);
 	if (r >= 0)
 		r = meta_inode_get(fs->meta, ino, &mi);
@@ -785,7 +811,7 @@ int fsops_fsync(struct fs *fs, uint64_t node, bool datasync)
 	uint64_t ino;
 	int r = tree_ino(node, &ino);
 	if (r < 0)
-		return node == FSOPS_ROOT ? 0 : r;
+		return node == FSOPS_ROOT || r == -EROFS ? 0 : r; /* nothing to make durable */
 	struct fs_inode *i = fs_inode_get(fs, ino);
 	if (!i)
 		return -ENOMEM;
@@ -867,8 +893,22 @@ int fsops_readdir(struct fs *fs, uint64_t node, uint64_t cookie,
 			if (r >= 0 && (r = fn(3, "current", &e, ud)) != 0)
 				return r < 0 ? r : 0;
 		}
+		/* Then the snapshots, in commit order: cookie 4 + k for snapshot k. */
+		for (size_t k = cookie > 3 ? cookie - 3 : 0; r >= 0; k++) {
+			char *name = NULL;
+			r = snaps_root_entry(fs->snaps, k, &name, &e);
+			if (r == -ENOENT)
+				return 0;
+			if (r >= 0)
+				r = fn(4 + k, name, &e, ud);
+			free(name);
+			if (r > 0)
+				return 0;
+		}
 		return r < 0 ? r : 0;
 	}
+	if (snap_is_node(node))
+		return snaps_readdir(fs->snaps, node, cookie, fn, ud);
 	uint64_t dir;
 	r = tree_ino(node, &dir);
 	if (r < 0)
@@ -927,13 +967,46 @@ static int xattr_changed(struct fs *fs, uint64_t ino, int mode_bits)
 	return r < 0 ? r : touch(fs, &mi);
 }
 
+/* "INTERVAL/KEEP" or "INTERVAL/KEEP/LOWER/LOWER_KEEP" ('/' is in no snapshot name). */
+static int rotate_request(struct fs *fs, const void *value, size_t len)
+{
+	_cleanup_free_ char *v = strndup(value, len);
+	char *f[5] = {0}, *save = NULL, *end;
+	size_t n = 0;
+	if (!v)
+		return -ENOMEM;
+	for (char *t = strtok_r(v, "/", &save); t && n < 5; t = strtok_r(NULL, "/", &save))
+		f[n++] = t;
+	if (n != 2 && n != 4)
+		return -EINVAL;
+	unsigned long keep = strtoul(f[1], &end, 10), lower_keep = 0;
+	if (*end || !keep || keep > COMMIT_MAX_SNAPSHOTS)
+		return -EINVAL;
+	if (n == 4) {
+		lower_keep = strtoul(f[3], &end, 10);
+		if (*end || !lower_keep || lower_keep > COMMIT_MAX_SNAPSHOTS)
+			return -EINVAL;
+	}
+	return fs_rotate(fs, f[0], (unsigned)keep, f[2], (unsigned)lower_keep);
+}
+
 int fsops_setxattr(struct fs *fs, uint64_t node, const char *name, const void *value, size_t len,
 		   int flags)
 {
 	uint64_t ino;
-	/* The mount root's control attribute: a synchronous checkpoint, its outcome the reply. */
+	/* The mount root's control attributes: synchronous, their outcome the reply. */
 	if (node == FSOPS_ROOT && !strcmp(name, "user.cairn.checkpoint"))
 		return fs_checkpoint(fs);
+	if (node == FSOPS_ROOT && !strcmp(name, "user.cairn.snapshot")) {
+		_cleanup_free_ char *snap = strndup(value, len);
+		return snap ? fs_snapshot(fs, snap) : -ENOMEM;
+	}
+	if (node == FSOPS_ROOT && !strcmp(name, "user.cairn.rotate"))
+		return rotate_request(fs, value, len);
+	if (node == FSOPS_ROOT && !strcmp(name, "user.cairn.forget")) {
+		_cleanup_free_ char *names = strndup(value, len);
+		return names ? fs_forget(fs, names) : -ENOMEM;
+	}
 	int r = xattr_ino(fs, node, &ino);
 	if (r < 0)
 		return r;
@@ -966,12 +1039,21 @@ int fsops_setxattr(struct fs *fs, uint64_t node, const char *name, const void *v
 	return r;
 }
 
-/* The mount root answers two read-only attributes for `cairn umount`. */
+/* The mount root answers read-only attributes for the tools: the daemon's pid and cache
+ * directory (`cairn umount`), the snapshot list (`cairn list`, snaps_list's format). */
 static ssize_t root_xattr(struct fs *fs, const char *name, void *buf, size_t size)
 {
 	char pid[32];
 	const char *v;
-	if (!strcmp(name, "user.cairn.pid")) {
+	_cleanup_buf_ struct buf list = {0};
+	if (!strcmp(name, "user.cairn.snapshots")) {
+		int r = snaps_list(fs->snaps, &list);
+		if (r >= 0)
+			r = buf_append(&list, "", 1);
+		if (r < 0)
+			return r;
+		v = (const char *)list.data;
+	} else if (!strcmp(name, "user.cairn.pid")) {
 		snprintf(pid, sizeof(pid), "%ld", (long)getpid());
 		v = pid;
 	} else if (!strcmp(name, "user.cairn.cachedir"))
@@ -994,6 +1076,8 @@ ssize_t fsops_getxattr(struct fs *fs, uint64_t node, const char *name, void *buf
 	size_t len;
 	if (node == FSOPS_ROOT)
 		return root_xattr(fs, name, buf, size);
+	if (snap_is_node(node))
+		return snaps_getxattr(fs->snaps, node, name, buf, size);
 	int r = xattr_ino(fs, node, &ino);
 	if (r < 0)
 		return r == -ENOTSUP ? -ENODATA : r;
@@ -1012,6 +1096,8 @@ ssize_t fsops_listxattr(struct fs *fs, uint64_t node, char *buf, size_t size)
 {
 	uint64_t ino;
 	_cleanup_buf_ struct buf names = {0};
+	if (snap_is_node(node))
+		return snaps_listxattr(fs->snaps, node, buf, size);
 	int r = xattr_ino(fs, node, &ino);
 	if (r < 0)
 		return r == -ENOTSUP ? 0 : r;

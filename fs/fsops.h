@@ -4,8 +4,9 @@
  * mount. fuse_ops.c decodes requests, calls these, and sends exactly one reply.
  *
  * Node ids: the mount root is FSOPS_ROOT (1) and holds "current" (the writable working
- * tree) and, later, the snapshots. A working-tree inode `ino` (fs/meta.h) has node id
- * ino + 1, so current/ itself is node 2; st_ino is the node id, unique in the mount.
+ * tree) and the snapshots (read-only, fs/snap.h: their nodes have bit 62 set). A
+ * working-tree inode `ino` (fs/meta.h) has node id ino + 1, so current/ itself is node 2;
+ * st_ino is the node id, unique in the mount.
  *
  * Data: writes go to a staging file per inode in the cache directory and are recorded as
  * dirty ranges; reads merge staged bytes, stored chunks and holes. A flush turns dirty
@@ -52,6 +53,17 @@ int fs_close(struct fs *fs);
 void fs_set_kernel_times(struct fs *fs, bool on);
 /* Flush all dirty files and commit the working tree now (if anything changed). */
 int fs_checkpoint(struct fs *fs);
+/* Checkpoint and record the working tree as snapshot name, in one commit. -EINVAL for a
+ * name snapshot_name_check refuses, -EEXIST when the name is taken. */
+int fs_snapshot(struct fs *fs, const char *name);
+/* rsnapshot's rotation in one commit (store/rotate.h, snapshot_rotate): lower NULL freezes
+ * current/ as INTERVAL.0, else LOWER.(lower_keep-1) is promoted. -ENOENT: nothing to
+ * promote; on any error nothing is shifted. */
+int fs_rotate(struct fs *fs, const char *interval, unsigned keep, const char *lower,
+	      unsigned lower_keep);
+/* Drop the snapshots named in names ('\n'-separated), all in one commit or none: -ENOENT
+ * if one is missing, -EPERM if none would be left. Their blobs stay until expire. */
+int fs_forget(struct fs *fs, const char *names);
 
 struct fs_entry {
 	uint64_t node;

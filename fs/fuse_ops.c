@@ -21,18 +21,31 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static void reply_entry(fuse_req_t req, int r, const struct fs_entry *e)
+/* A snapshot's name in the mount root changes with every rotation: the kernel must ask
+ * again each time rather than keep a name that now means another snapshot. */
+static double entry_timeout(fuse_ino_t parent)
+{
+	return parent == FSOPS_ROOT ? 0.0 : ENTRY_TIMEOUT;
+}
+
+static void reply_entry_in(fuse_req_t req, fuse_ino_t parent, int r, const struct fs_entry *e)
 {
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	struct fuse_entry_param p = {.ino = e->node,
-				     .generation = 1,
-				     .attr = e->attr,
-				     .attr_timeout = ATTR_TIMEOUT,
-				     .entry_timeout = ENTRY_TIMEOUT};
+	struct fuse_entry_param p = {
+		.ino = e->node,
+		.generation = 1,
+		.attr = e->attr,
+		.attr_timeout = ATTR_TIMEOUT,
+		.entry_timeout = e->node == FSOPS_CURRENT ? ENTRY_TIMEOUT : entry_timeout(parent)};
 	fuse_reply_entry(req, &p);
+}
+
+static void reply_entry(fuse_req_t req, int r, const struct fs_entry *e)
+{
+	reply_entry_in(req, 0, r, e);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -61,11 +74,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int r = fsops_lookup(fs_of(req), parent, name, &e);
 	if (r == -ENOENT) {
 		/* A negative entry the kernel may cache: fewer lookups during rsync. */
-		struct fuse_entry_param p = {.ino = 0, .entry_timeout = 1.0};
+		struct fuse_entry_param p = {.ino = 0,
+					     .entry_timeout = parent == FSOPS_ROOT ? 0.0 : 1.0};
 		fuse_reply_entry(req, &p);
 		return;
 	}
-	reply_entry(req, r, &e);
+	reply_entry_in(req, parent, r, &e);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -267,6 +281,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 struct dirbuf {
 	fuse_req_t req;
+	fuse_ino_t dir;
 	char *buf;
 	size_t size, used;
 	bool plus;
@@ -282,7 +297,9 @@ static int add_entry(uint64_t cookie, const char *name, const struct fs_entry *e
 					     .generation = 1,
 					     .attr = e->attr,
 					     .attr_timeout = ATTR_TIMEOUT,
-					     .entry_timeout = ENTRY_TIMEOUT};
+					     .entry_timeout = e->node == FSOPS_CURRENT
+								      ? ENTRY_TIMEOUT
+								      : entry_timeout(d->dir)};
 		n = fuse_add_direntry_plus(d->req, d->buf + d->used, left, name, &p, (off_t)cookie);
 	} else
 		n = fuse_add_direntry(d->req, d->buf + d->used, left, name, &e->attr,
@@ -298,7 +315,7 @@ static int add_entry(uint64_t cookie, const char *name, const struct fs_entry *e
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
-	struct dirbuf d = {.req = req, .size = size, .plus = plus};
+	struct dirbuf d = {.req = req, .dir = ino, .size = size, .plus = plus};
 	d.buf = malloc(size ? size : 1);
 	if (!d.buf) {
 		fuse_reply_err(req, ENOMEM);

@@ -759,7 +759,7 @@ static void rst_release(struct rst *st)
 	ino_set_release(&st->seen);
 }
 
-static int load_tree(struct store *s, const struct blob_id *id, struct tree *ret)
+int tree_load(struct store *s, const struct blob_id *id, struct tree *ret)
 {
 	_cleanup_buf_ struct buf b = {0};
 	char hex[BLOB_ID_HEX_SIZE];
@@ -795,7 +795,7 @@ static int rst_push(struct rst *st, uint64_t dir, const struct blob_id *id, bool
 
 	struct rst_frame *f = &st->v[st->n];
 	*f = (struct rst_frame){.dir = dir, .id = *id};
-	int r = load_tree(st->s, id, &f->t);
+	int r = tree_load(st->s, id, &f->t);
 	if (r < 0)
 		return r;
 	if (check_ino && f->t.self.inode.ino != dir) {

@@ -62,6 +62,8 @@ void tree_release(struct tree *t);
 int tree_encode(const struct tree *t, struct buf *ret);
 /* Parse and check every limit above. Returns 0, -EBADMSG, or -ENOMEM. */
 int tree_decode(const void *data, size_t len, struct tree *ret);
+/* Read and decode the tree blob id. Errors are logged naming the tree. */
+int tree_load(struct store *s, const struct blob_id *id, struct tree *ret);
 
 /*
  * Write every directory of the working tree whose tree id is unset (dirty) as a tree blob,

@@ -14,6 +14,10 @@ static const struct {
 	{"mount", cmd_mount, "mount a repository (as mount.cairn)"},
 	{"umount", cmd_umount, "unmount and wait until everything is stored"},
 	{"checkpoint", cmd_checkpoint, "store and commit a mounted working tree now"},
+	{"snapshot", cmd_snapshot, "freeze current/ as a named read-only snapshot"},
+	{"rotate", cmd_rotate, "rsnapshot's rotation: current/ -> INTERVAL.0, shift the rest"},
+	{"list", cmd_list, "list the snapshots of a mount"},
+	{"forget", cmd_forget, "drop snapshots by a time-based policy (borg prune's rules)"},
 };
 
 static void usage(FILE *f)

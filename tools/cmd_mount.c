@@ -228,7 +228,7 @@ int cmd_mount(int argc, char **argv)
 
 /* The control attributes mean something only on a cairn mount point; a plain directory
  * would happily store them. Ask the kernel's mount table. */
-static bool is_cairn_mount(const char *path)
+bool tool_is_cairn_mount(const char *path)
 {
 	_cleanup_free_ char *real = realpath(path, NULL);
 	char line[8192], mnt[4096], type[64];
@@ -266,7 +266,7 @@ int cmd_umount(int argc, char **argv)
 	}
 	const char *mnt = argv[1];
 	ssize_t n = -1, m = -1;
-	if (is_cairn_mount(mnt)) {
+	if (tool_is_cairn_mount(mnt)) {
 		n = getxattr(mnt, XATTR_PID, pidtext, sizeof(pidtext) - 1);
 		m = getxattr(mnt, XATTR_CACHE, cache, sizeof(cache) - 1);
 	}
@@ -330,7 +330,7 @@ int cmd_checkpoint(int argc, char **argv)
 			"Exit status: 0 committed, 1 failed, 2 usage error.\n");
 		return help ? EXIT_OK : EXIT_USAGE;
 	}
-	if (!is_cairn_mount(argv[1])) {
+	if (!tool_is_cairn_mount(argv[1])) {
 		fprintf(stderr, "cairn checkpoint: %s is not a cairn mount point\n", argv[1]);
 		return EXIT_FAIL;
 	}

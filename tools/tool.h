@@ -48,9 +48,23 @@ int tool_open_store_ex(const char *location, const char *passphrase_file, const 
 		       bool read_only, bool break_lock, unsigned upload_threads,
 		       struct store **ret);
 
+/* Whether path is the mount point of a cairn filesystem (per /proc/self/mountinfo). */
+bool tool_is_cairn_mount(const char *path);
+
+/* The snapshots of a mounted filesystem (names, times, hosts; roots are not given). Errors
+ * are printed. Returns 0 or -errno. */
+struct commit;
+int tool_snapshot_list(const char *mnt, struct commit *ret);
+/* A time as local "YYYY-MM-DD HH:MM:SS +zone". */
+void tool_format_time(uint64_t ns, char *out, size_t len);
+
 /* Commands. argv[0] is the command name. */
 int cmd_mkfs(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_rotate(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_forget(int argc, char **argv);

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * cairn forget MOUNTPOINT --keep-... [--dry-run]: decide with store/forget.h (borg prune's
+ * rules) which snapshots the policy keeps, print the plan, and have the daemon drop the rest
+ * in one commit (setxattr user.cairn.forget = the names, one per line). The daemon drops
+ * exactly the names printed, or none of them if one has gone meanwhile.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <sys/xattr.h>
+
+#include "commit.h"
+#include "forget.h"
+#include "tool.h"
+
+static int usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: cairn forget MOUNTPOINT [--keep-last N] [--keep-hourly N]\n"
+		"       [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N]\n"
+		"       [--keep-within DURATION] [--dry-run]\n"
+		"Drop the snapshots a time-based policy does not keep, as borg prune does:\n"
+		"--keep-within keeps everything younger than DURATION (e.g. 2d, 1y2m) counted\n"
+		"back from the newest snapshot; --keep-last keeps the N newest; each period\n"
+		"rule keeps the newest snapshot of each of the N latest hours/days/ISO weeks/\n"
+		"months/years that have one, not counting snapshots an earlier rule kept, and\n"
+		"keeps the oldest too while it has fewer than N. At least one rule is needed;\n"
+		"the newest snapshot is always kept. Dropped snapshots' data is reclaimed by\n"
+		"expire. Exit status: 0 done, 1 failed (nothing dropped), 2 usage error.\n");
+	return f == stdout ? EXIT_OK : EXIT_USAGE;
+}
+
+static int parse_count(const char *s, unsigned *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > 1000000)
+		return -EINVAL;
+	*ret = (unsigned)v;
+	return 0;
+}
+
+int cmd_forget(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"keep-last", required_argument, NULL, 'l'},
+		{"keep-hourly", required_argument, NULL, 'H'},
+		{"keep-daily", required_argument, NULL, 'd'},
+		{"keep-weekly", required_argument, NULL, 'w'},
+		{"keep-monthly", required_argument, NULL, 'm'},
+		{"keep-yearly", required_argument, NULL, 'y'},
+		{"keep-within", required_argument, NULL, 'W'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct forget_policy p = {0};
+	bool dry_run = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "nh", opts, NULL)) >= 0) {
+		unsigned *field = c == 'l'   ? &p.last
+				  : c == 'H' ? &p.hourly
+				  : c == 'd' ? &p.daily
+				  : c == 'w' ? &p.weekly
+				  : c == 'm' ? &p.monthly
+				  : c == 'y' ? &p.yearly
+					     : NULL;
+		if (field && parse_count(optarg, field) < 0) {
+			fprintf(stderr, "cairn forget: '%s' is not a count\n", optarg);
+			return EXIT_USAGE;
+		} else if (c == 'W' && forget_parse_duration(optarg, &p.within_ns) < 0) {
+			fprintf(stderr,
+				"cairn forget: '%s' is not a duration (e.g. 12h, 2d, 1y2m)\n",
+				optarg);
+			return EXIT_USAGE;
+		} else if (c == 'n')
+			dry_run = true;
+		else if (c == 'h')
+			return usage(stdout);
+		else if (c == '?')
+			return usage(stderr);
+	}
+	if (optind + 1 != argc)
+		return usage(stderr);
+	if (!p.last && !p.hourly && !p.daily && !p.weekly && !p.monthly && !p.yearly &&
+	    !p.within_ns) {
+		fprintf(stderr, "cairn forget: no --keep rule given: refusing to drop every "
+				"snapshot\n");
+		return EXIT_USAGE;
+	}
+	const char *mnt = argv[optind];
+	struct commit list;
+	if (tool_snapshot_list(mnt, &list) < 0)
+		return EXIT_FAIL;
+	size_t n = list.n_snaps;
+	_cleanup_free_ bool *keep = calloc(n + 1, sizeof(*keep));
+	_cleanup_free_ const char **why = calloc(n + 1, sizeof(*why));
+	_cleanup_buf_ struct buf names = {0};
+	int r = keep && why ? forget_plan(list.snaps, n, &p, false, keep, why) : -ENOMEM;
+	size_t dropped = 0;
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		char when[64];
+		tool_format_time(list.snaps[i].time_ns, when, sizeof(when));
+		printf("%-5s %-16s %-24s %s\n", keep[i] ? "keep" : "drop", why[i] ? why[i] : "",
+		       list.snaps[i].name, when);
+		if (!keep[i]) {
+			if (dropped++ && (r = buf_append(&names, "\n", 1)) < 0)
+				break;
+			r = buf_append(&names, list.snaps[i].name, strlen(list.snaps[i].name));
+		}
+	}
+	commit_release(&list);
+	if (r < 0) {
+		fprintf(stderr, "cairn forget: %s: planning: %s\n", mnt, strerror(-r));
+		return EXIT_FAIL;
+	}
+	if (dry_run || !dropped) {
+		printf("%zu of %zu snapshots would be dropped%s\n", dropped, n,
+		       dry_run ? " (dry run: nothing changed)" : "");
+		return EXIT_OK;
+	}
+	if (setxattr(mnt, "user.cairn.forget", names.data, names.len, 0) < 0) {
+		fprintf(stderr, "cairn forget: %s: %s; nothing dropped (see the mount's log)\n",
+			mnt, strerror(errno));
+		return EXIT_FAIL;
+	}
+	printf("%zu of %zu snapshots dropped\n", dropped, n);
+	return EXIT_OK;
+}
