@@ -256,7 +256,10 @@ static int commit_tree(struct fs *fs,
 	if (r < 0)
 		goto out;
 
-	r = store_head(fs->store, &c);
+	/* Settled first, the head is what store_commit builds on: pending-commit is right. */
+	r = store_settle(fs->store);
+	if (r >= 0)
+		r = store_head(fs->store, &c);
 	if (r < 0)
 		goto out;
 	if (!edit && c.has_root && !memcmp(c.root.b, root.b, BLOB_ID_SIZE)) {
@@ -352,18 +355,33 @@ int fs_rotate(struct fs *fs, const char *interval, unsigned keep, const char *lo
 	return r;
 }
 
-/* names: '\n'-separated (no snapshot name holds a control character). */
+/* names: '\n'-separated lines "NAME" or "NAME TAB TIME" (no snapshot name holds a control
+ * character). A time must match: the caller planned with a list a rotation may have
+ * changed since (hourly.3 then names another snapshot). */
 static int forget(struct commit *c, const struct blob_id *root, void *ud)
 {
 	_cleanup_free_ char *names = strdup(ud);
-	char *save = NULL;
+	char *save = NULL, *end;
 	size_t n = 0;
 	if (!names)
 		return -ENOMEM;
-	for (char *t = strtok_r(names, "\n", &save); t; t = strtok_r(NULL, "\n", &save), n++)
-		if (snapshot_remove(c, t) < 0)
+	for (char *t = strtok_r(names, "\n", &save); t; t = strtok_r(NULL, "\n", &save), n++) {
+		char *tab = strchr(t, '\t');
+		if (tab)
+			*tab++ = 0;
+		ssize_t k = snapshot_find(c, t);
+		if (k < 0)
 			return log_error_errno(-ENOENT, "forget: no snapshot %s; nothing dropped",
 					       t);
+		if (tab && (strtoull(tab, &end, 10) != c->snaps[k].time_ns || *end))
+			return log_error_errno(-ESTALE,
+					       "forget: snapshot %s changed since the plan was "
+					       "made (a rotation?); nothing dropped",
+					       t);
+		int r = snapshot_remove(c, t);
+		if (r < 0)
+			return r;
+	}
 	if (n && c->n_snaps == 0)
 		return log_error_errno(-EPERM, "forget: refusing to drop every snapshot");
 	return 0;

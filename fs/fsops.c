@@ -159,6 +159,8 @@ void fs_set_kernel_times(struct fs *fs, bool on)
 
 void fsops_ref(struct fs *fs, uint64_t node)
 {
+	if (snap_is_node(node))
+		snaps_ref(fs->snaps, node);
 	if (node < FSOPS_CURRENT || snap_is_node(node))
 		return;
 	struct fs_inode *i = fs_inode_get(fs, node_to_ino(node));
@@ -188,6 +190,8 @@ static void maybe_reap(struct fs *fs, struct fs_inode *i)
 
 void fsops_forget(struct fs *fs, uint64_t node, uint64_t nlookup)
 {
+	if (snap_is_node(node))
+		snaps_forget(fs->snaps, node, nlookup);
 	if (node < FSOPS_CURRENT || snap_is_node(node))
 		return;
 	struct fs_inode *i = fs_inode_get(fs, node_to_ino(node));
@@ -878,7 +882,7 @@ int fsops_readdir(struct fs *fs, uint64_t node, uint64_t cookie,
 		  void *ud)
 {
 	struct fs_entry e = {0};
-	int r;
+	int r = 0;
 
 	if (node == FSOPS_ROOT) {
 		root_stat(fs, &e.attr);
@@ -893,14 +897,14 @@ int fsops_readdir(struct fs *fs, uint64_t node, uint64_t cookie,
 			if (r >= 0 && (r = fn(3, "current", &e, ud)) != 0)
 				return r < 0 ? r : 0;
 		}
-		/* Then the snapshots, in commit order: cookie 4 + k for snapshot k. */
-		for (size_t k = cookie > 3 ? cookie - 3 : 0; r >= 0; k++) {
+		/* Then the snapshots: cookie 4 + slot for the snapshot in that slot. */
+		for (size_t slot = cookie > 3 ? cookie - 3 : 0; r >= 0; slot++) {
 			char *name = NULL;
-			r = snaps_root_entry(fs->snaps, k, &name, &e);
+			r = snaps_root_next(fs->snaps, slot, &slot, &name, &e);
 			if (r == -ENOENT)
 				return 0;
 			if (r >= 0)
-				r = fn(4 + k, name, &e, ud);
+				r = fn(4 + slot, name, &e, ud);
 			free(name);
 			if (r > 0)
 				return 0;
@@ -1040,14 +1044,19 @@ int fsops_setxattr(struct fs *fs, uint64_t node, const char *name, const void *v
 }
 
 /* The mount root answers read-only attributes for the tools: the daemon's pid and cache
- * directory (`cairn umount`), the snapshot list (`cairn list`, snaps_list's format). */
+ * directory (`cairn umount`), the snapshot list in pages user.cairn.snapshots.K (`cairn
+ * list`, snaps_list's format; a page past the end holds only the seq line). */
 static ssize_t root_xattr(struct fs *fs, const char *name, void *buf, size_t size)
 {
 	char pid[32];
 	const char *v;
 	_cleanup_buf_ struct buf list = {0};
-	if (!strcmp(name, "user.cairn.snapshots")) {
-		int r = snaps_list(fs->snaps, &list);
+	unsigned long page;
+	char *end;
+	if (!strncmp(name, "user.cairn.snapshots.", 21) &&
+	    (page = strtoul(name + 21, &end, 10), !*end && name[21] >= '0' && name[21] <= '9') &&
+	    page < COMMIT_MAX_SNAPSHOTS) {
+		int r = snaps_list(fs->snaps, page * SNAPS_PER_PAGE, SNAPS_PER_PAGE, &list);
 		if (r >= 0)
 			r = buf_append(&list, "", 1);
 		if (r < 0)

@@ -61,8 +61,10 @@ int fs_snapshot(struct fs *fs, const char *name);
  * promote; on any error nothing is shifted. */
 int fs_rotate(struct fs *fs, const char *interval, unsigned keep, const char *lower,
 	      unsigned lower_keep);
-/* Drop the snapshots named in names ('\n'-separated), all in one commit or none: -ENOENT
- * if one is missing, -EPERM if none would be left. Their blobs stay until expire. */
+/* Drop the snapshots named in names ('\n'-separated lines NAME or NAME TAB TIME_NS), all in
+ * one commit or none: -ENOENT if one is missing, -ESTALE if one's time differs (renamed by a
+ * rotation since the caller looked), -EPERM if none would be left. Their blobs stay until
+ * expire. */
 int fs_forget(struct fs *fs, const char *names);
 
 struct fs_entry {

@@ -9,7 +9,10 @@
 #include "fs_internal.h"
 #include "tree.h"
 
-#define TREE_CACHE_MAX 64
+/* Decoded trees kept: at most this many, and this many bytes (an estimate). */
+#define TREE_CACHE_MAX 4096
+#define TREE_CACHE_BYTES (32u << 20)
+#define TREE_CACHE_BUCKETS 1024
 #define LOC_SELF UINT32_MAX
 #define TOP_INO META_ROOT_INO
 
@@ -18,6 +21,7 @@ struct loc {
 	uint64_t ino;
 	struct blob_id tree;
 	uint32_t idx;
+	uint64_t nlookup; /* the kernel's references (lookups, readdirplus entries) */
 	struct loc *next;
 };
 
@@ -33,7 +37,9 @@ struct slot {
 struct cached_tree {
 	struct blob_id id;
 	struct tree t;
-	struct cached_tree *next;
+	size_t bytes;
+	struct cached_tree *hnext;	 /* in its bucket */
+	struct cached_tree *prev, *next; /* LRU, most recent first */
 };
 
 struct snaps {
@@ -41,10 +47,13 @@ struct snaps {
 	pthread_mutex_t mu;
 	struct slot *slots;
 	size_t n_slots;
-	size_t *order; /* listed slots, in commit order */
+	size_t *order; /* listed slots, in commit order (which is slot order) */
 	size_t n_order;
-	struct cached_tree *cache; /* most recent first */
+	uint64_t seq; /* of the commit the list is from */
+	struct cached_tree *buckets[TREE_CACHE_BUCKETS];
+	struct cached_tree *lru_first, *lru_last;
 	unsigned n_cached;
+	size_t cached_bytes;
 };
 
 int snaps_new(struct store *s, struct snaps **ret)
@@ -53,7 +62,12 @@ int snaps_new(struct store *s, struct snaps **ret)
 	if (!sn)
 		return -ENOMEM;
 	sn->store = s;
-	pthread_mutex_init(&sn->mu, NULL);
+	/* Recursive: a readdir callback takes the kernel's reference (snaps_ref) under it. */
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&sn->mu, &a);
+	pthread_mutexattr_destroy(&a);
 	*ret = sn;
 	return 0;
 }
@@ -74,9 +88,9 @@ void snaps_free(struct snaps *sn)
 		free(sl->name);
 		free(sl->host);
 	}
-	while (sn->cache) {
-		struct cached_tree *c = sn->cache;
-		sn->cache = c->next;
+	while (sn->lru_first) {
+		struct cached_tree *c = sn->lru_first;
+		sn->lru_first = c->next;
 		tree_release(&c->t);
 		free(c);
 	}
@@ -148,6 +162,7 @@ int snaps_update(struct snaps *sn, const struct commit *c)
 	free(sn->order);
 	sn->order = TAKE_PTR(order);
 	sn->n_order = c->n_snaps;
+	sn->seq = c->seq;
 out:
 	/* On failure, drop the slots just made: nothing names them yet. */
 	for (size_t k = sn->n_slots; r < 0 && k < n_slots; k++)
@@ -161,12 +176,13 @@ static int append(struct buf *b, const char *s)
 	return buf_append(b, s, strlen(s));
 }
 
-int snaps_list(struct snaps *sn, struct buf *ret)
+int snaps_list(struct snaps *sn, size_t first, size_t max, struct buf *ret)
 {
 	char line[64];
-	int r = 0;
 	pthread_mutex_lock(&sn->mu);
-	for (size_t i = 0; r >= 0 && i < sn->n_order; i++) {
+	snprintf(line, sizeof(line), "seq %" PRIu64 "\n", sn->seq);
+	int r = append(ret, line);
+	for (size_t i = first; r >= 0 && i < sn->n_order && i - first < max; i++) {
 		const struct slot *sl = &sn->slots[sn->order[i]];
 		snprintf(line, sizeof(line), "\t%" PRIu64 "\t", sl->time_ns);
 		if ((r = append(ret, sl->name)) >= 0 && (r = append(ret, line)) >= 0 &&
@@ -187,6 +203,38 @@ size_t snaps_count(struct snaps *sn)
 
 /* ---- locked helpers ------------------------------------------------------------------- */
 
+static struct loc *loc_find(struct slot *sl, uint64_t ino);
+static void loc_put(struct slot *sl, uint64_t ino);
+
+/* The slot of a node, or NULL. */
+static struct slot *node_slot(struct snaps *sn, uint64_t node)
+{
+	size_t slot = (size_t)((node & ~SNAP_NODE_BIT) >> SNAP_SLOT_SHIFT);
+	return snap_is_node(node) && slot < sn->n_slots ? &sn->slots[slot] : NULL;
+}
+
+void snaps_ref(struct snaps *sn, uint64_t node)
+{
+	pthread_mutex_lock(&sn->mu);
+	struct slot *sl = node_slot(sn, node);
+	struct loc *l = sl ? loc_find(sl, node & SNAP_INO_MAX) : NULL;
+	if (l)
+		l->nlookup++;
+	pthread_mutex_unlock(&sn->mu);
+}
+
+void snaps_forget(struct snaps *sn, uint64_t node, uint64_t nlookup)
+{
+	pthread_mutex_lock(&sn->mu);
+	struct slot *sl = node_slot(sn, node);
+	struct loc *l = sl ? loc_find(sl, node & SNAP_INO_MAX) : NULL;
+	if (l) {
+		l->nlookup = nlookup > l->nlookup ? 0 : l->nlookup - nlookup;
+		loc_put(sl, l->ino);
+	}
+	pthread_mutex_unlock(&sn->mu);
+}
+
 static uint64_t make_node(size_t slot, uint64_t ino)
 {
 	return SNAP_NODE_BIT | (uint64_t)slot << SNAP_SLOT_SHIFT | ino;
@@ -202,18 +250,20 @@ static struct loc *loc_find(struct slot *sl, uint64_t ino)
 	return NULL;
 }
 
-static int loc_add(struct slot *sl, uint64_t ino, const struct blob_id *tree, uint32_t idx)
+/* The record of ino, made if missing (as not referenced by the kernel yet). NULL: ENOMEM. */
+static struct loc *loc_get(struct slot *sl, uint64_t ino, const struct blob_id *tree, uint32_t idx)
 {
-	if (loc_find(sl, ino))
-		return 0; /* a hard link seen before: the same inode */
+	struct loc *l = loc_find(sl, ino);
+	if (l)
+		return l; /* a hard link seen before: the same inode */
 	if (sl->n_locs >= 2 * sl->n_buckets) {
 		size_t nb = sl->n_buckets ? 4 * sl->n_buckets : 256;
 		struct loc **b = calloc(nb, sizeof(*b));
 		if (!b)
-			return -ENOMEM;
+			return NULL;
 		for (size_t k = 0; k < sl->n_buckets; k++)
 			while (sl->buckets[k]) {
-				struct loc *l = sl->buckets[k];
+				l = sl->buckets[k];
 				sl->buckets[k] = l->next;
 				l->next = b[l->ino % nb];
 				b[l->ino % nb] = l;
@@ -222,26 +272,97 @@ static int loc_add(struct slot *sl, uint64_t ino, const struct blob_id *tree, ui
 		sl->buckets = b;
 		sl->n_buckets = nb;
 	}
-	struct loc *l = malloc(sizeof(*l));
+	l = malloc(sizeof(*l));
 	if (!l)
-		return -ENOMEM;
+		return NULL;
 	*l = (struct loc){.ino = ino, .tree = *tree, .idx = idx};
 	l->next = sl->buckets[ino % sl->n_buckets];
 	sl->buckets[ino % sl->n_buckets] = l;
 	sl->n_locs++;
-	return 0;
+	return l;
+}
+
+/* Drop the record of ino once the kernel holds no reference to it. */
+static void loc_put(struct slot *sl, uint64_t ino)
+{
+	if (!sl->n_buckets)
+		return;
+	for (struct loc **pp = &sl->buckets[ino % sl->n_buckets]; *pp; pp = &(*pp)->next) {
+		struct loc *l = *pp;
+		if (l->ino != ino)
+			continue;
+		if (l->nlookup == 0) {
+			*pp = l->next;
+			free(l);
+			sl->n_locs--;
+		}
+		return;
+	}
+}
+
+static size_t cache_bucket(const struct blob_id *id)
+{
+	uint64_t h;
+	memcpy(&h, id->b, sizeof(h)); /* a hash already */
+	return (size_t)(h % TREE_CACHE_BUCKETS);
+}
+
+/* Unlink c from the LRU list and its bucket. */
+static void cache_unlink(struct snaps *sn, struct cached_tree *c)
+{
+	for (struct cached_tree **pp = &sn->buckets[cache_bucket(&c->id)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == c) {
+			*pp = c->hnext;
+			break;
+		}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		sn->lru_first = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		sn->lru_last = c->prev;
+}
+
+static void cache_push(struct snaps *sn, struct cached_tree *c)
+{
+	size_t b = cache_bucket(&c->id);
+	c->hnext = sn->buckets[b];
+	sn->buckets[b] = c;
+	c->prev = NULL;
+	c->next = sn->lru_first;
+	if (sn->lru_first)
+		sn->lru_first->prev = c;
+	else
+		sn->lru_last = c;
+	sn->lru_first = c;
+}
+
+/* What a decoded tree costs in memory, roughly. */
+static size_t tree_bytes(const struct tree *t)
+{
+	size_t n = sizeof(struct cached_tree) + t->n_entries * sizeof(struct tree_entry);
+	for (size_t k = 0; k < t->n_entries; k++) {
+		const struct tree_entry *e = &t->entries[k];
+		n += strlen(e->name) + 1 + e->n_extents * sizeof(struct meta_extent) +
+		     e->n_xattrs * sizeof(struct tree_xattr);
+		for (size_t x = 0; x < e->n_xattrs; x++)
+			n += strlen(e->xattrs[x].name) + 1 + e->xattrs[x].len;
+		if (e->target)
+			n += strlen(e->target) + 1;
+	}
+	return n;
 }
 
 /* A decoded tree, valid until the next call. */
 static int get_tree(struct snaps *sn, const struct blob_id *id, struct tree **ret)
 {
-	for (struct cached_tree **pp = &sn->cache; *pp; pp = &(*pp)->next) {
-		struct cached_tree *c = *pp;
+	for (struct cached_tree *c = sn->buckets[cache_bucket(id)]; c; c = c->hnext) {
 		if (memcmp(c->id.b, id->b, BLOB_ID_SIZE))
 			continue;
-		*pp = c->next;
-		c->next = sn->cache;
-		sn->cache = c;
+		cache_unlink(sn, c);
+		cache_push(sn, c);
 		*ret = &c->t;
 		return 0;
 	}
@@ -254,16 +375,19 @@ static int get_tree(struct snaps *sn, const struct blob_id *id, struct tree **re
 		return r;
 	}
 	c->id = *id;
-	c->next = sn->cache;
-	sn->cache = c;
-	if (++sn->n_cached > TREE_CACHE_MAX) {
-		struct cached_tree **pp = &sn->cache;
-		while ((*pp)->next)
-			pp = &(*pp)->next;
-		tree_release(&(*pp)->t);
-		free(*pp);
-		*pp = NULL;
+	c->bytes = tree_bytes(&c->t);
+	cache_push(sn, c);
+	sn->n_cached++;
+	sn->cached_bytes += c->bytes;
+	/* Evict the least recently used, never the tree just loaded. */
+	while (sn->lru_last != c &&
+	       (sn->n_cached > TREE_CACHE_MAX || sn->cached_bytes > TREE_CACHE_BYTES)) {
+		struct cached_tree *old = sn->lru_last;
+		cache_unlink(sn, old);
 		sn->n_cached--;
+		sn->cached_bytes -= old->bytes;
+		tree_release(&old->t);
+		free(old);
 	}
 	*ret = &c->t;
 	return 0;
@@ -285,14 +409,10 @@ static int resolve(struct snaps *sn, uint64_t node, struct resolved *ret)
 		return -ENOENT;
 	struct slot *sl = &sn->slots[slot];
 	struct loc *l = loc_find(sl, ino);
-	if (!l && ino == TOP_INO) {
-		int r = loc_add(sl, ino, &sl->root, LOC_SELF);
-		if (r < 0)
-			return r;
-		l = loc_find(sl, ino);
-	}
+	if (!l && ino == TOP_INO && !(l = loc_get(sl, ino, &sl->root, LOC_SELF)))
+		return -ENOMEM;
 	if (!l)
-		return -ENOENT; /* a node from before a remount: stale */
+		return -ENOENT; /* a node the kernel forgot, or from before a remount: stale */
 	struct tree *t;
 	int r = get_tree(sn, &l->tree, &t);
 	if (r < 0)
@@ -340,27 +460,33 @@ int snaps_root_lookup(struct snaps *sn, const char *name, struct fs_entry *ret)
 			continue;
 		ret->node = make_node(k, TOP_INO);
 		r = resolve(sn, ret->node, &d);
-		if (r >= 0)
+		if (r >= 0) {
 			entry_stat(sn, k, ret->node, d.e, &ret->attr);
+			loc_find(&sn->slots[k], TOP_INO)->nlookup++;
+		}
 		break;
 	}
 	pthread_mutex_unlock(&sn->mu);
 	return r;
 }
 
-int snaps_root_entry(struct snaps *sn, size_t k, char **ret_name, struct fs_entry *ret)
+int snaps_root_next(struct snaps *sn, size_t from, size_t *ret_slot, char **ret_name,
+		    struct fs_entry *ret)
 {
 	struct resolved d;
 	int r = -ENOENT;
 	pthread_mutex_lock(&sn->mu);
-	if (k < sn->n_order) {
-		size_t slot = sn->order[k];
+	size_t slot = from;
+	while (slot < sn->n_slots && !sn->slots[slot].name)
+		slot++;
+	if (slot < sn->n_slots) {
 		ret->node = make_node(slot, TOP_INO);
 		r = resolve(sn, ret->node, &d);
 		if (r >= 0)
 			entry_stat(sn, slot, ret->node, d.e, &ret->attr);
 		if (r >= 0 && !(*ret_name = strdup(sn->slots[slot].name)))
 			r = -ENOMEM;
+		*ret_slot = slot;
 	}
 	pthread_mutex_unlock(&sn->mu);
 	return r;
@@ -405,13 +531,15 @@ int snaps_lookup(struct snaps *sn, uint64_t parent, const char *name, struct fs_
 		int k = find_entry(t, name);
 		const struct tree_entry *e = k >= 0 ? &t->entries[k] : NULL;
 		struct blob_id tid = d.subtree;
+		struct loc *l = NULL;
 		if (!e)
 			r = -ENOENT;
 		else if (e->inode.ino > SNAP_INO_MAX)
 			r = -EOVERFLOW;
-		else
-			r = loc_add(&sn->slots[d.slot], e->inode.ino, &tid, (uint32_t)k);
+		else if (!(l = loc_get(&sn->slots[d.slot], e->inode.ino, &tid, (uint32_t)k)))
+			r = -ENOMEM;
 		if (r >= 0) {
+			l->nlookup++;
 			ret->node = make_node(d.slot, e->inode.ino);
 			entry_stat(sn, d.slot, ret->node, e, &ret->attr);
 		}
@@ -439,19 +567,26 @@ int snaps_readdir(struct snaps *sn, uint64_t node, uint64_t cookie,
 		r = fn(1, ".", &fe, ud);
 	if (r == 0 && cookie < 2)
 		r = fn(2, "..", &fe, ud);
-	struct blob_id tid = d.subtree;
+	struct blob_id tid = r == 0 ? d.subtree : (struct blob_id){{0}};
+	struct slot *sl = &sn->slots[d.slot];
 	for (size_t k = cookie > 2 ? cookie - 2 : 0; r == 0 && k < t->n_entries; k++) {
 		const struct tree_entry *e = &t->entries[k];
 		if (e->inode.ino > SNAP_INO_MAX) {
 			r = -EOVERFLOW;
 			break;
 		}
-		r = loc_add(&sn->slots[d.slot], e->inode.ino, &tid, (uint32_t)k);
-		if (r < 0)
+		/* A record for the kernel's reference if fn takes one (readdirplus does, through
+		 * snaps_ref); none is kept for an entry merely listed. */
+		bool known = loc_find(sl, e->inode.ino) != NULL;
+		if (!loc_get(sl, e->inode.ino, &tid, (uint32_t)k)) {
+			r = -ENOMEM;
 			break;
+		}
 		fe.node = make_node(d.slot, e->inode.ino);
 		entry_stat(sn, d.slot, fe.node, e, &fe.attr);
 		r = fn(k + 3, e->name, &fe, ud);
+		if (!known)
+			loc_put(sl, e->inode.ino);
 	}
 	pthread_mutex_unlock(&sn->mu);
 	return r < 0 ? r : 0;

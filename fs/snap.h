@@ -10,10 +10,11 @@
  * are the tree's, so hard links within a snapshot share one node; the top directory's mtime
  * is the snapshot's time.
  *
- * Trees are read on demand and kept decoded in a small LRU; every entry seen is indexed by
- * its inode number (slot, ino -> tree, index), so a node the kernel names resolves without a
- * path. The index only grows while mounted (about 60 bytes per entry browsed). The kernel's
- * lookup counts are not needed: nothing of a snapshot is ever deleted while mounted.
+ * Trees are read on demand and kept decoded in an LRU bounded in count and bytes; every
+ * node the kernel holds a reference to (a lookup, an entry of readdirplus) is indexed by its
+ * inode number (slot, ino -> tree, index), so it resolves without a path. The kernel's
+ * lookup counts are kept (snaps_ref, snaps_forget), and a record goes when the kernel forgets
+ * its node: memory follows the kernel's inode cache, not the size of what was browsed.
  *
  * Every function returns 0 or -errno; changes are refused by the callers with -EROFS.
  * Thread safety: all functions may be called from many threads (one mutex inside).
@@ -27,6 +28,9 @@
 #define SNAP_NODE_BIT (1ull << 62)
 #define SNAP_SLOT_SHIFT 40
 #define SNAP_INO_MAX ((1ull << SNAP_SLOT_SHIFT) - 1)
+/* Lines per page of the list (user.cairn.snapshots.K): 100 of at most 534 bytes fit the
+ * kernel's 64 KiB limit on an attribute's value. */
+#define SNAPS_PER_PAGE 100
 
 struct snaps;
 
@@ -40,15 +44,26 @@ void snaps_free(struct snaps *sn);
 /* Take the snapshot list of commit c (at mount, after every commit that changes it). */
 int snaps_update(struct snaps *sn, const struct commit *c);
 
-/* The mount root's part: the number of snapshots, a lookup by name, and entry k of the
- * listing (0-based, in commit order; -ENOENT past the end). */
+/* The mount root's part. Snapshots are listed in commit order, which is slot order (a new
+ * snapshot gets a new slot, a renamed one keeps its own). */
 size_t snaps_count(struct snaps *sn);
-/* Append one line per snapshot, in order: name TAB time (ns since the epoch) TAB host. */
-int snaps_list(struct snaps *sn, struct buf *ret);
+/* Append "seq N\n" (the commit the list is from), then one line per snapshot k, first <= k <
+ * first + max, in order: name TAB time (ns since the epoch) TAB host. */
+int snaps_list(struct snaps *sn, size_t first, size_t max, struct buf *ret);
+/* A lookup by name; takes a kernel reference. */
 int snaps_root_lookup(struct snaps *sn, const char *name, struct fs_entry *ret);
-int snaps_root_entry(struct snaps *sn, size_t k, char **ret_name, struct fs_entry *ret);
+/* The snapshot in the lowest slot >= from that has a name (-ENOENT: none): its slot, name
+ * (malloc'd) and entry. Slots make stable readdir cookies: one dropped while the root is
+ * being listed does not make the listing skip another. */
+int snaps_root_next(struct snaps *sn, size_t from, size_t *ret_slot, char **ret_name,
+		    struct fs_entry *ret);
+
+/* The kernel took a reference without a lookup (readdirplus), or dropped nlookup of them. */
+void snaps_ref(struct snaps *sn, uint64_t node);
+void snaps_forget(struct snaps *sn, uint64_t node, uint64_t nlookup);
 
 int snaps_getattr(struct snaps *sn, uint64_t node, struct stat *ret);
+/* Takes a kernel reference. */
 int snaps_lookup(struct snaps *sn, uint64_t parent, const char *name, struct fs_entry *ret);
 int snaps_readdir(struct snaps *sn, uint64_t node, uint64_t cookie,
 		  int (*fn)(uint64_t cookie, const char *name, const struct fs_entry *e, void *ud),

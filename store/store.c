@@ -513,6 +513,14 @@ static int settle_unsure_commit(struct store *s)
 	return 0;
 }
 
+int store_settle(struct store *s)
+{
+	pthread_mutex_lock(&s->commit_mu);
+	int r = settle_unsure_commit(s);
+	pthread_mutex_unlock(&s->commit_mu);
+	return r;
+}
+
 int store_commit(struct store *s, struct commit *c)
 {
 	char host[256] = "";

@@ -78,6 +78,9 @@ int store_flush(struct store *s);
 
 /* The latest commit (seq 0 with nothing in it for a new repository). */
 int store_head(struct store *s, struct commit *ret);
+/* Settle a commit whose write reported an error (did it land?) so that the next
+ * store_commit writes store_head's seq + 1. Returns 0 or the backend's error. */
+int store_settle(struct store *s);
 /* Flush, then write c as the next commit (c->seq, parent and time are set here). */
 int store_commit(struct store *s, struct commit *c);
 

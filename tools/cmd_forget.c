@@ -2,10 +2,12 @@
 /*
  * cairn forget MOUNTPOINT --keep-... [--dry-run]: decide with store/forget.h (borg prune's
  * rules) which snapshots the policy keeps, print the plan, and have the daemon drop the rest
- * in one commit (setxattr user.cairn.forget = the names, one per line). The daemon drops
- * exactly the names printed, or none of them if one has gone meanwhile.
+ * (setxattr user.cairn.forget = "name TAB time" lines, one commit per 64 KiB of them). The
+ * daemon drops exactly the snapshots printed, or none of a request if one has gone or been
+ * renamed meanwhile.
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/xattr.h>
 
@@ -26,7 +28,8 @@ static int usage(FILE *f)
 		"months/years that have one, not counting snapshots an earlier rule kept, and\n"
 		"keeps the oldest too while it has fewer than N. At least one rule is needed;\n"
 		"the newest snapshot is always kept. Dropped snapshots' data is reclaimed by\n"
-		"expire. Exit status: 0 done, 1 failed (nothing dropped), 2 usage error.\n");
+		"expire. Exit status: 0 done, 1 failed (the message says how many were\n"
+		"dropped: up to ~2000 go in each commit), 2 usage error.\n");
 	return f == stdout ? EXIT_OK : EXIT_USAGE;
 }
 
@@ -39,6 +42,35 @@ static int parse_count(const char *s, unsigned *ret)
 		return -EINVAL;
 	*ret = (unsigned)v;
 	return 0;
+}
+
+/* Have the daemon drop the snapshots not kept, in commits of as many as fit one request
+ * (64 KiB), each line "name TAB time" so that one renamed meanwhile is refused. */
+static int forget_send(const char *mnt, const struct commit *list, const bool *keep,
+		       size_t *ret_dropped)
+{
+	char line[COMMIT_STR_MAX + 32];
+	_cleanup_buf_ struct buf req = {0};
+	size_t batch = 0;
+	int r = 0;
+	*ret_dropped = 0;
+	for (size_t i = 0; r >= 0 && i <= list->n_snaps; i++) {
+		int len = 0;
+		if (i < list->n_snaps && !keep[i])
+			len = snprintf(line, sizeof(line), "%s\t%" PRIu64 "\n", list->snaps[i].name,
+				       list->snaps[i].time_ns);
+		if (req.len && (i == list->n_snaps || req.len + (size_t)len > 65536)) {
+			if (setxattr(mnt, "user.cairn.forget", req.data, req.len, 0) < 0)
+				r = -errno;
+			else
+				*ret_dropped += batch;
+			req.len = 0;
+			batch = 0;
+		}
+		if (r >= 0 && len > 0 && (r = buf_append(&req, line, (size_t)len)) >= 0)
+			batch++;
+	}
+	return r;
 }
 
 int cmd_forget(int argc, char **argv)
@@ -96,7 +128,6 @@ int cmd_forget(int argc, char **argv)
 	size_t n = list.n_snaps;
 	_cleanup_free_ bool *keep = calloc(n + 1, sizeof(*keep));
 	_cleanup_free_ const char **why = calloc(n + 1, sizeof(*why));
-	_cleanup_buf_ struct buf names = {0};
 	int r = keep && why ? forget_plan(list.snaps, n, &p, false, keep, why) : -ENOMEM;
 	size_t dropped = 0;
 	for (size_t i = 0; r >= 0 && i < n; i++) {
@@ -104,25 +135,25 @@ int cmd_forget(int argc, char **argv)
 		tool_format_time(list.snaps[i].time_ns, when, sizeof(when));
 		printf("%-5s %-16s %-24s %s\n", keep[i] ? "keep" : "drop", why[i] ? why[i] : "",
 		       list.snaps[i].name, when);
-		if (!keep[i]) {
-			if (dropped++ && (r = buf_append(&names, "\n", 1)) < 0)
-				break;
-			r = buf_append(&names, list.snaps[i].name, strlen(list.snaps[i].name));
-		}
+		dropped += !keep[i];
 	}
-	commit_release(&list);
 	if (r < 0) {
+		commit_release(&list);
 		fprintf(stderr, "cairn forget: %s: planning: %s\n", mnt, strerror(-r));
 		return EXIT_FAIL;
 	}
 	if (dry_run || !dropped) {
+		commit_release(&list);
 		printf("%zu of %zu snapshots would be dropped%s\n", dropped, n,
 		       dry_run ? " (dry run: nothing changed)" : "");
 		return EXIT_OK;
 	}
-	if (setxattr(mnt, "user.cairn.forget", names.data, names.len, 0) < 0) {
-		fprintf(stderr, "cairn forget: %s: %s; nothing dropped (see the mount's log)\n",
-			mnt, strerror(errno));
+	r = forget_send(mnt, &list, keep, &dropped);
+	commit_release(&list);
+	if (r < 0) {
+		fprintf(stderr,
+			"cairn forget: %s: %s; %zu snapshots dropped (see the mount's log)\n", mnt,
+			strerror(-r), dropped);
 		return EXIT_FAIL;
 	}
 	printf("%zu of %zu snapshots dropped\n", dropped, n);

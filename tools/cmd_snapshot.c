@@ -6,15 +6,31 @@
  *   cairn snapshot MNT NAME        setxattr user.cairn.snapshot = NAME
  *   cairn rotate MNT INT KEEP [--from LOWER:KEEP]
  *                                  setxattr user.cairn.rotate = INT/KEEP[/LOWER/KEEP]
- *   cairn list MNT                 getxattr user.cairn.snapshots (name TAB ns TAB host lines)
+ *   cairn list MNT                 getxattr user.cairn.snapshots.K, pages of SNAPS_PER_PAGE
+ *                                  lines (name TAB ns TAB host) after a line "seq N"
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/xattr.h>
 #include <time.h>
 
 #include "rotate.h"
+#include "snap.h"
 #include "tool.h"
+
+/* Have the kernel hand the daemon every dirty page first: a file being written when the
+ * snapshot is taken then shows what was written, not a hole the page cache still holds. */
+static void sync_mount(const char *mnt)
+{
+	int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (syncfs(fd) < 0) {
+			/* best effort: the daemon flushes what it has */
+		}
+		close(fd);
+	}
+}
 
 int cmd_snapshot(int argc, char **argv)
 {
@@ -38,6 +54,7 @@ int cmd_snapshot(int argc, char **argv)
 		fprintf(stderr, "cairn snapshot: %s is not a cairn mount point\n", mnt);
 		return EXIT_FAIL;
 	}
+	sync_mount(mnt);
 	if (setxattr(mnt, "user.cairn.snapshot", name, strlen(name), 0) < 0) {
 		if (errno == EEXIST)
 			fprintf(stderr,
@@ -125,6 +142,8 @@ int cmd_rotate(int argc, char **argv)
 		snprintf(value, sizeof(value), "%s/%u/%s/%u", interval, keep, lower, lower_keep);
 	else
 		snprintf(value, sizeof(value), "%s/%u", interval, keep);
+	if (!lower)
+		sync_mount(mnt);
 	if (setxattr(mnt, "user.cairn.rotate", value, strlen(value), 0) < 0) {
 		if (errno == ENOENT)
 			fprintf(stderr,
@@ -140,39 +159,85 @@ int cmd_rotate(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* One page of the list (user.cairn.snapshots.K), NUL-terminated; retried while it grows. */
+static int read_page(const char *mnt, unsigned k, char **ret)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "user.cairn.snapshots.%u", k);
+	for (int tries = 0; tries < 100; tries++) {
+		ssize_t n = getxattr(mnt, name, NULL, 0);
+		if (n < 0)
+			return -errno;
+		char *v = malloc((size_t)n + 1);
+		if (!v)
+			return -ENOMEM;
+		ssize_t got = getxattr(mnt, name, v, (size_t)n);
+		if (got >= 0) {
+			v[got] = 0;
+			*ret = v;
+			return 0;
+		}
+		free(v);
+		if (errno != ERANGE)
+			return -errno;
+	}
+	return -EAGAIN;
+}
+
+/* Parse one page into ret; *ret_seq is its commit, *ret_lines its number of snapshots. */
+static int parse_page(char *v, struct commit *ret, uint64_t *ret_seq, size_t *ret_lines)
+{
+	char *save = NULL, *line = strtok_r(v, "\n", &save);
+	if (!line || sscanf(line, "seq %" SCNu64, ret_seq) != 1)
+		return -EBADMSG;
+	*ret_lines = 0;
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		char *t = strchr(line, '\t'), *h = t ? strchr(t + 1, '\t') : NULL;
+		if (!h)
+			return -EBADMSG;
+		*t = *h = 0;
+		struct blob_id none = {{0}};
+		int r = commit_add_snapshot(ret, line, &none, strtoull(t + 1, NULL, 10), h + 1);
+		if (r < 0)
+			return r;
+		(*ret_lines)++;
+	}
+	return 0;
+}
+
 int tool_snapshot_list(const char *mnt, struct commit *ret)
 {
 	const char *tool = "cairn";
+	int r = 0;
 	*ret = (struct commit){0};
 	if (!tool_is_cairn_mount(mnt)) {
 		fprintf(stderr, "%s: %s is not a cairn mount point\n", tool, mnt);
 		return -EINVAL;
 	}
-	ssize_t n = getxattr(mnt, "user.cairn.snapshots", NULL, 0);
-	_cleanup_free_ char *v = n > 0 ? malloc((size_t)n + 1) : NULL;
-	if (n > 0 && v)
-		n = getxattr(mnt, "user.cairn.snapshots", v, (size_t)n);
-	if (n < 0 || !v) {
-		int e = n < 0 ? errno : ENOMEM;
-		fprintf(stderr, "%s: %s: reading the snapshot list: %s\n", tool, mnt, strerror(e));
-		return -e;
-	}
-	v[n] = 0;
-	char *save = NULL;
-	for (char *line = strtok_r(v, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *t = strchr(line, '\t'), *h = t ? strchr(t + 1, '\t') : NULL;
-		if (!h)
-			continue;
-		*t = *h = 0;
-		struct blob_id none = {{0}};
-		int r = commit_add_snapshot(ret, line, &none, strtoull(t + 1, NULL, 10), h + 1);
-		if (r < 0) {
-			commit_release(ret);
-			fprintf(stderr, "%s: %s: %s\n", tool, mnt, strerror(-r));
-			return r;
+	/* Pages of one commit: when the list changes between two pages, start over. */
+	bool whole = false;
+	for (int tries = 0; r >= 0 && !whole && tries < 100; tries++) {
+		uint64_t seq = 0, page_seq = 0;
+		size_t lines = SNAPS_PER_PAGE;
+		commit_release(ret);
+		*ret = (struct commit){0};
+		whole = true;
+		for (unsigned k = 0; r >= 0 && whole && lines == SNAPS_PER_PAGE; k++) {
+			_cleanup_free_ char *v = NULL;
+			r = read_page(mnt, k, &v);
+			if (r >= 0)
+				r = parse_page(v, ret, &page_seq, &lines);
+			whole = k == 0 || page_seq == seq;
+			seq = page_seq;
 		}
 	}
-	return 0;
+	if (r >= 0 && !whole)
+		r = -EAGAIN;
+	if (r < 0) {
+		commit_release(ret);
+		fprintf(stderr, "%s: %s: reading the snapshot list: %s\n", tool, mnt, strerror(-r));
+	}
+	return r;
 }
 
 void tool_format_time(uint64_t ns, char *out, size_t len)
