@@ -9,7 +9,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <sys/xattr.h>
 
 #include "commit.h"
 #include "forget.h"
@@ -18,9 +17,10 @@
 static int usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: cairn forget MOUNTPOINT [--keep-last N] [--keep-hourly N]\n"
+		"Usage: cairn forget TARGET [--keep-last N] [--keep-hourly N]\n"
 		"       [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N]\n"
 		"       [--keep-within DURATION] [--dry-run]\n"
+		"       [--passphrase-file FILE] [--cache-dir DIR]\n"
 		"Drop the snapshots a time-based policy does not keep, as borg prune does:\n"
 		"--keep-within keeps everything younger than DURATION (e.g. 2d, 1y2m) counted\n"
 		"back from the newest snapshot; --keep-last keeps the N newest; each period\n"
@@ -29,7 +29,7 @@ static int usage(FILE *f)
 		"keeps the oldest too while it has fewer than N. At least one rule is needed;\n"
 		"the newest snapshot is always kept. Dropped snapshots' data is reclaimed by\n"
 		"expire. Exit status: 0 done, 1 failed (the message says how many were\n"
-		"dropped: up to ~2000 go in each commit), 2 usage error.\n");
+		"dropped: up to ~2000 go in each commit), 2 usage error.\n" TOOL_TARGET_USAGE);
 	return f == stdout ? EXIT_OK : EXIT_USAGE;
 }
 
@@ -46,7 +46,7 @@ static int parse_count(const char *s, unsigned *ret)
 
 /* Have the daemon drop the snapshots not kept, in commits of as many as fit one request
  * (64 KiB), each line "name TAB time" so that one renamed meanwhile is refused. */
-static int forget_send(const char *mnt, const struct commit *list, const bool *keep,
+static int forget_send(struct tool_target *t, const struct commit *list, const bool *keep,
 		       size_t *ret_dropped)
 {
 	char line[COMMIT_STR_MAX + 32];
@@ -60,9 +60,8 @@ static int forget_send(const char *mnt, const struct commit *list, const bool *k
 			len = snprintf(line, sizeof(line), "%s\t%" PRIu64 "\n", list->snaps[i].name,
 				       list->snaps[i].time_ns);
 		if (req.len && (i == list->n_snaps || req.len + (size_t)len > 65536)) {
-			if (setxattr(mnt, "user.cairn.forget", req.data, req.len, 0) < 0)
-				r = -errno;
-			else
+			r = tool_target_request(t, "user.cairn.forget", req.data, req.len);
+			if (r >= 0)
 				*ret_dropped += batch;
 			req.len = 0;
 			batch = 0;
@@ -84,13 +83,18 @@ int cmd_forget(int argc, char **argv)
 		{"keep-yearly", required_argument, NULL, 'y'},
 		{"keep-within", required_argument, NULL, 'W'},
 		{"dry-run", no_argument, NULL, 'n'},
+		TOOL_TARGET_LONG_OPTIONS,
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct forget_policy p = {0};
 	bool dry_run = false;
 	int c;
+	struct tool_target_options o = {0};
+	struct tool_target t;
 	while ((c = getopt_long(argc, argv, "nh", opts, NULL)) >= 0) {
+		if (tool_target_option(c, optarg, &o))
+			continue;
 		unsigned *field = c == 'l'   ? &p.last
 				  : c == 'H' ? &p.hourly
 				  : c == 'd' ? &p.daily
@@ -123,8 +127,13 @@ int cmd_forget(int argc, char **argv)
 	}
 	const char *mnt = argv[optind];
 	struct commit list;
-	if (tool_snapshot_list(mnt, &list) < 0)
+	if (tool_target_open("cairn forget", mnt, &o,
+			     dry_run ? TOOL_TARGET_READ : TOOL_TARGET_WRITE, &t) < 0)
 		return EXIT_FAIL;
+	if (tool_snapshot_list(&t, &list) < 0) {
+		tool_target_close(&t);
+		return EXIT_FAIL;
+	}
 	size_t n = list.n_snaps;
 	_cleanup_free_ bool *keep = calloc(n + 1, sizeof(*keep));
 	_cleanup_free_ const char **why = calloc(n + 1, sizeof(*why));
@@ -139,23 +148,26 @@ int cmd_forget(int argc, char **argv)
 	}
 	if (r < 0) {
 		commit_release(&list);
+		tool_target_close(&t);
 		fprintf(stderr, "cairn forget: %s: planning: %s\n", mnt, strerror(-r));
 		return EXIT_FAIL;
 	}
 	if (dry_run || !dropped) {
 		commit_release(&list);
+		tool_target_close(&t);
 		printf("%zu of %zu snapshots would be dropped%s\n", dropped, n,
 		       dry_run ? " (dry run: nothing changed)" : "");
 		return EXIT_OK;
 	}
-	r = forget_send(mnt, &list, keep, &dropped);
+	r = forget_send(&t, &list, keep, &dropped);
 	commit_release(&list);
-	if (r < 0) {
-		fprintf(stderr,
-			"cairn forget: %s: %s; %zu snapshots dropped (see the mount's log)\n", mnt,
-			strerror(-r), dropped);
+	if (r < 0)
+		fprintf(stderr, "cairn forget: %s: %s; %zu snapshots dropped%s\n", mnt,
+			strerror(-r), dropped, t.mnt ? " (see the mount's log)" : "");
+	if (tool_target_close(&t) < 0 && r >= 0)
+		r = -EIO;
+	if (r < 0)
 		return EXIT_FAIL;
-	}
 	printf("%zu of %zu snapshots dropped\n", dropped, n);
 	return EXIT_OK;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The snapshot commands on a mounted filesystem. Each is one request to the daemon through
+ * The snapshot commands. On a mounted filesystem each is one request to the daemon through
  * an extended attribute of the mount root; the daemon does the work under its lock, in one
- * commit, and the reply is its outcome (details go to the mount's log):
+ * commit, and the reply is its outcome (details go to the mount's log). On a repository that
+ * is not mounted the same request is handled here (tool_target_open):
  *   cairn snapshot MNT NAME        setxattr user.cairn.snapshot = NAME
  *   cairn rotate MNT INT KEEP [--from LOWER:KEEP]
  *                                  setxattr user.cairn.rotate = INT/KEEP[/LOWER/KEEP]
@@ -10,12 +11,14 @@
  *                                  lines (name TAB ns TAB host) after a line "seq N"
  */
 #include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/xattr.h>
 #include <time.h>
 
 #include "rotate.h"
+#include "store.h"
 #include "snap.h"
 #include "tool.h"
 
@@ -32,40 +35,66 @@ static void sync_mount(const char *mnt)
 	}
 }
 
+/* Parse the target options; the positional arguments are left at argv[optind..]. Returns
+ * 1 for --help, 0, or -1 for a usage error. */
+static int parse_target_args(int argc, char **argv, struct tool_target_options *o, char **ret_from)
+{
+	static const struct option opts[] = {
+		TOOL_TARGET_LONG_OPTIONS,
+		{"from", required_argument, NULL, 'F'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+	*o = (struct tool_target_options){0};
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+		if (tool_target_option(c, optarg, o))
+			continue;
+		if (c == 'F' && ret_from)
+			*ret_from = optarg;
+		else
+			return c == 'h' ? 1 : -1;
+	}
+	return 0;
+}
+
+static int snapshot_usage(FILE *f)
+{
+	fprintf(f, "Usage: cairn snapshot [--passphrase-file FILE] [--cache-dir DIR] TARGET NAME\n"
+		   "Store every dirty byte of current/ and keep it as snapshot NAME, shown\n"
+		   "read-only beside current/.\n" TOOL_TARGET_USAGE
+		   "Exit status: 0 taken, 1 failed, 2 usage error.\n");
+	return f == stdout ? EXIT_OK : EXIT_USAGE;
+}
+
 int cmd_snapshot(int argc, char **argv)
 {
+	struct tool_target_options o;
+	struct tool_target t;
 	const char *why = NULL;
-	if (argc != 3 || argv[1][0] == '-') {
-		bool help = argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
-		fprintf(help ? stdout : stderr,
-			"Usage: cairn snapshot MOUNTPOINT NAME\n"
-			"Store every dirty byte of current/ and keep it as snapshot NAME, shown\n"
-			"read-only beside current/.\n"
-			"Exit status: 0 taken, 1 failed, 2 usage error.\n");
-		return help ? EXIT_OK : EXIT_USAGE;
-	}
-	const char *mnt = argv[1], *name = argv[2];
+	int r = parse_target_args(argc, argv, &o, NULL);
+	if (r != 0 || optind + 2 != argc)
+		return snapshot_usage(r > 0 ? stdout : stderr);
+	const char *where = argv[optind], *name = argv[optind + 1];
 	if (snapshot_name_check(name, &why) < 0) {
 		fprintf(stderr, "cairn snapshot: '%s' is not a valid snapshot name: %s\n", name,
 			why);
 		return EXIT_USAGE;
 	}
-	if (!tool_is_cairn_mount(mnt)) {
-		fprintf(stderr, "cairn snapshot: %s is not a cairn mount point\n", mnt);
+	if (tool_target_open("cairn snapshot", where, &o, TOOL_TARGET_WRITE, &t) < 0)
 		return EXIT_FAIL;
-	}
-	sync_mount(mnt);
-	if (setxattr(mnt, "user.cairn.snapshot", name, strlen(name), 0) < 0) {
-		if (errno == EEXIST)
-			fprintf(stderr,
-				"cairn snapshot: %s: a snapshot named '%s' exists already\n", mnt,
-				name);
-		else
-			fprintf(stderr, "cairn snapshot: %s: %s (see the mount's log)\n", mnt,
-				strerror(errno));
-		return EXIT_FAIL;
-	}
-	return EXIT_OK;
+	if (t.mnt)
+		sync_mount(t.mnt);
+	r = tool_target_request(&t, "user.cairn.snapshot", name, strlen(name));
+	if (r == -EEXIST)
+		fprintf(stderr, "cairn snapshot: %s: a snapshot named '%s' exists already\n", where,
+			name);
+	else if (r < 0)
+		fprintf(stderr, "cairn snapshot: %s: %s%s\n", where, strerror(-r),
+			t.mnt ? " (see the mount's log)" : "");
+	if (tool_target_close(&t) < 0 && r >= 0)
+		r = -EIO;
+	return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 static int parse_keep(const char *s, unsigned *ret)
@@ -81,7 +110,8 @@ static int parse_keep(const char *s, unsigned *ret)
 
 static int rotate_usage(FILE *f)
 {
-	fprintf(f, "Usage: cairn rotate MOUNTPOINT INTERVAL KEEP [--from LOWER:LOWER_KEEP]\n"
+	fprintf(f, "Usage: cairn rotate [--passphrase-file FILE] [--cache-dir DIR]\n"
+		   "                    TARGET INTERVAL KEEP [--from LOWER:LOWER_KEEP]\n"
 		   "rsnapshot's rotation, in one commit. Without --from, INTERVAL is the lowest\n"
 		   "interval: INTERVAL.N becomes INTERVAL.N+1 (those past KEEP go) and current/\n"
 		   "is frozen as INTERVAL.0. With --from, the oldest snapshot of the interval\n"
@@ -89,37 +119,38 @@ static int rotate_usage(FILE *f)
 		   "exist nothing changes and the exit status is 1. For rsnapshot's\n"
 		   "'retain hourly 24' and 'retain daily 7', cron runs\n"
 		   "  cairn rotate /mnt/backup hourly 24\n"
-		   "  cairn rotate /mnt/backup daily 7 --from hourly:24\n"
+		   "  cairn rotate /mnt/backup daily 7 --from hourly:24\n" TOOL_TARGET_USAGE
 		   "Exit status: 0 rotated, 1 failed (nothing shifted), 2 usage error.\n");
 	return f == stdout ? EXIT_OK : EXIT_USAGE;
 }
 
 int cmd_rotate(int argc, char **argv)
 {
+	struct tool_target_options o;
+	struct tool_target t;
 	unsigned keep, lower_keep = 0;
 	const char *why = NULL, *lower = NULL;
-	char value[600], name[300];
-	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
-		return rotate_usage(stdout);
-	if (argc != 4 && !(argc == 6 && !strcmp(argv[4], "--from")))
-		return rotate_usage(stderr);
-	const char *mnt = argv[1], *interval = argv[2];
-	if (parse_keep(argv[3], &keep) < 0) {
+	char value[600], name[300], *from = NULL;
+	int r = parse_target_args(argc, argv, &o, &from);
+	if (r != 0 || optind + 3 != argc)
+		return rotate_usage(r > 0 ? stdout : stderr);
+	const char *where = argv[optind], *interval = argv[optind + 1];
+	if (parse_keep(argv[optind + 2], &keep) < 0) {
 		fprintf(stderr, "cairn rotate: KEEP must be a number from 1 to %d, not '%s'\n",
-			COMMIT_MAX_SNAPSHOTS, argv[3]);
+			COMMIT_MAX_SNAPSHOTS, argv[optind + 2]);
 		return EXIT_USAGE;
 	}
-	if (argc == 6) {
-		char *colon = strrchr(argv[5], ':');
+	if (from) {
+		char *colon = strrchr(from, ':');
 		if (!colon || parse_keep(colon + 1, &lower_keep) < 0) {
 			fprintf(stderr,
 				"cairn rotate: --from wants LOWER:KEEP (e.g. hourly:24), not "
 				"'%s'\n",
-				argv[5]);
+				from);
 			return EXIT_USAGE;
 		}
 		*colon = 0;
-		lower = argv[5];
+		lower = from;
 	}
 	const char *check[] = {interval, lower};
 	for (size_t i = 0; i < ELEMENTSOF(check) && check[i]; i++) {
@@ -134,29 +165,26 @@ int cmd_rotate(int argc, char **argv)
 		fprintf(stderr, "cairn rotate: --from names %s itself\n", interval);
 		return EXIT_USAGE;
 	}
-	if (!tool_is_cairn_mount(mnt)) {
-		fprintf(stderr, "cairn rotate: %s is not a cairn mount point\n", mnt);
-		return EXIT_FAIL;
-	}
 	if (lower)
 		snprintf(value, sizeof(value), "%s/%u/%s/%u", interval, keep, lower, lower_keep);
 	else
 		snprintf(value, sizeof(value), "%s/%u", interval, keep);
-	if (!lower)
-		sync_mount(mnt);
-	if (setxattr(mnt, "user.cairn.rotate", value, strlen(value), 0) < 0) {
-		if (errno == ENOENT)
-			fprintf(stderr,
-				"cairn rotate: %s: %s.%u does not exist, nothing to promote to "
-				"%s.0; nothing rotated\n",
-				mnt, lower, lower_keep - 1, interval);
-		else
-			fprintf(stderr,
-				"cairn rotate: %s: %s; nothing rotated (see the mount's log)\n",
-				mnt, strerror(errno));
+	if (tool_target_open("cairn rotate", where, &o, TOOL_TARGET_WRITE, &t) < 0)
 		return EXIT_FAIL;
-	}
-	return EXIT_OK;
+	if (t.mnt && !lower)
+		sync_mount(t.mnt);
+	r = tool_target_request(&t, "user.cairn.rotate", value, strlen(value));
+	if (r == -ENOENT)
+		fprintf(stderr,
+			"cairn rotate: %s: %s.%u does not exist, nothing to promote to %s.0; "
+			"nothing rotated\n",
+			where, lower, lower_keep - 1, interval);
+	else if (r < 0)
+		fprintf(stderr, "cairn rotate: %s: %s; nothing rotated%s\n", where, strerror(-r),
+			t.mnt ? " (see the mount's log)" : "");
+	if (tool_target_close(&t) < 0 && r >= 0)
+		r = -EIO;
+	return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 /* One page of the list (user.cairn.snapshots.K), NUL-terminated; retried while it grows. */
@@ -205,14 +233,17 @@ static int parse_page(char *v, struct commit *ret, uint64_t *ret_seq, size_t *re
 	return 0;
 }
 
-int tool_snapshot_list(const char *mnt, struct commit *ret)
+int tool_snapshot_list(struct tool_target *t, struct commit *ret)
 {
-	const char *tool = "cairn";
+	const char *mnt = t->mnt;
 	int r = 0;
 	*ret = (struct commit){0};
-	if (!tool_is_cairn_mount(mnt)) {
-		fprintf(stderr, "%s: %s is not a cairn mount point\n", tool, mnt);
-		return -EINVAL;
+	if (!mnt) {
+		r = store_head(t->store, ret);
+		if (r < 0)
+			fprintf(stderr, "%s: %s: reading the latest commit: %s\n", t->tool,
+				t->where, strerror(-r));
+		return r;
 	}
 	/* Pages of one commit: when the list changes between two pages, start over. */
 	bool whole = false;
@@ -235,7 +266,8 @@ int tool_snapshot_list(const char *mnt, struct commit *ret)
 		r = -EAGAIN;
 	if (r < 0) {
 		commit_release(ret);
-		fprintf(stderr, "%s: %s: reading the snapshot list: %s\n", tool, mnt, strerror(-r));
+		fprintf(stderr, "%s: %s: reading the snapshot list: %s\n", t->tool, mnt,
+			strerror(-r));
 	}
 	return r;
 }
@@ -251,17 +283,24 @@ void tool_format_time(uint64_t ns, char *out, size_t len)
 
 int cmd_list(int argc, char **argv)
 {
+	struct tool_target_options o;
+	struct tool_target t;
 	struct commit c;
 	char when[64];
-	if (argc != 2 || argv[1][0] == '-') {
-		bool help = argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
-		fprintf(help ? stdout : stderr,
-			"Usage: cairn list MOUNTPOINT\n"
+	int r = parse_target_args(argc, argv, &o, NULL);
+	if (r != 0 || optind + 1 != argc) {
+		fprintf(r > 0 ? stdout : stderr,
+			"Usage: cairn list [--passphrase-file FILE] [--cache-dir DIR] TARGET\n"
 			"The snapshots, oldest first: name, time taken (local), host.\n"
+			"TARGET is a cairn mount point or a repository (read here, no lock).\n"
 			"Exit status: 0 listed, 1 failed, 2 usage error.\n");
-		return help ? EXIT_OK : EXIT_USAGE;
+		return r > 0 ? EXIT_OK : EXIT_USAGE;
 	}
-	if (tool_snapshot_list(argv[1], &c) < 0)
+	if (tool_target_open("cairn list", argv[optind], &o, TOOL_TARGET_READ, &t) < 0)
+		return EXIT_FAIL;
+	r = tool_snapshot_list(&t, &c);
+	tool_target_close(&t);
+	if (r < 0)
 		return EXIT_FAIL;
 	printf("%-24s %-25s %s\n", "NAME", "TIME", "HOST");
 	for (size_t i = 0; i < c.n_snaps; i++) {

@@ -51,10 +51,49 @@ int tool_open_store_ex(const char *location, const char *passphrase_file, const 
 /* Whether path is the mount point of a cairn filesystem (per /proc/self/mountinfo). */
 bool tool_is_cairn_mount(const char *path);
 
-/* The snapshots of a mounted filesystem (names, times, hosts; roots are not given). Errors
- * are printed. Returns 0 or -errno. */
+/*
+ * The target of the snapshot commands: a cairn mount point, whose daemon does the work under
+ * its lock (requests are setxattr calls on the mount root), or else a repository location,
+ * opened here as a mount would open it: its lock taken (a mounted repository is refused),
+ * its working tree opened from the local cache (or rebuilt from the latest commit), the
+ * request handled by the same code the daemon runs, and the last checkpoint written on close.
+ * TOOL_TARGET_READ opens a repository read-only, without the lock or the working tree.
+ */
+enum tool_target_mode { TOOL_TARGET_READ, TOOL_TARGET_WRITE };
+struct tool_target_options {
+	const char *passphrase_file, *cache_dir;
+};
+/* Long options every such command takes; tool_target_option() consumes them (returns 1). */
+#define TOOL_OPT_PASSPHRASE_FILE 0x1001
+#define TOOL_OPT_CACHE_DIR 0x1002
+#define TOOL_TARGET_LONG_OPTIONS                                                                   \
+	{"passphrase-file", required_argument, NULL, TOOL_OPT_PASSPHRASE_FILE},                    \
+	{                                                                                          \
+		"cache-dir", required_argument, NULL, TOOL_OPT_CACHE_DIR                           \
+	}
+#define TOOL_TARGET_USAGE                                                                          \
+	"TARGET is a cairn mount point, or a repository that is not mounted (opened here,\n"       \
+	"with its lock; --passphrase-file FILE and --cache-dir DIR as for mount.cairn).\n"
+struct tool_target {
+	const char *tool, *where;
+	const char *mnt;     /* set when TARGET is a mount point */
+	struct store *store; /* else these */
+	struct fs *fs;	     /* TOOL_TARGET_WRITE only */
+};
+int tool_target_option(int c, const char *arg, struct tool_target_options *o);
+/* Errors are printed. Returns 0 or -errno. */
+int tool_target_open(const char *tool, const char *where, const struct tool_target_options *o,
+		     enum tool_target_mode mode, struct tool_target *ret);
+/* Send request name = value (user.cairn.snapshot, .rotate, .forget; see fs/fsops.c).
+ * Returns 0 or the request's -errno (the cause is in the mount's log, or on stderr). */
+int tool_target_request(struct tool_target *t, const char *name, const void *value, size_t len);
+/* Close a repository target: the last checkpoint, the lock released. Errors are printed. */
+int tool_target_close(struct tool_target *t);
+
+/* The snapshots (names, times, hosts; roots only for a repository target). Errors are
+ * printed. Returns 0 or -errno. */
 struct commit;
-int tool_snapshot_list(const char *mnt, struct commit *ret);
+int tool_snapshot_list(struct tool_target *t, struct commit *ret);
 /* A time as local "YYYY-MM-DD HH:MM:SS +zone". */
 void tool_format_time(uint64_t ns, char *out, size_t len);
 
