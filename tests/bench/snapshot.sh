@@ -5,8 +5,10 @@
 # (the ratio between the two sizes should stay near 1: a snapshot costs what changed, not
 # the tree), and the time to list a whole snapshot with `find` (kernel caches cold: the
 # snapshot is read through a fresh mount) against `find` over the same tree on local disk
-# (page cache dropped when /proc/sys/vm/drop_caches is writable). Timings are reported, never
-# judged. Environment: top_builddir (default .), BENCH_DIR scratch directory (default a new
+# (page cache dropped when /proc/sys/vm/drop_caches is writable). Then browsing, each cold
+# (fresh mount, caches dropped) against the same command on local disk: `ls -lR` of the
+# snapshot, `cp -a` out of it to local disk, `diff -r` between the two snapshots (local: the
+# tree and a copy with the same 10 changes). Timings are reported, never judged. Environment: top_builddir (default .), BENCH_DIR scratch directory (default a new
 # one under /var/tmp, removed at the end), BENCH_SNAP_SIZES (default "10000 100000").
 set -euo pipefail
 
@@ -56,11 +58,29 @@ make_tree()
 	}'
 }
 
+# diff exits 1 when the trees differ, as they do here.
+diff_r()
+{
+	diff -r "$1" "$2" >/dev/null || [ $? = 1 ]
+}
+
+# cold CMD...: remount (the daemon's caches go too), drop the kernel's caches, time CMD.
+cold()
+{
+	cairn umount "$mnt"
+	drop_caches
+	mount.cairn "$repo" "$mnt" -o cachedir="$cache"
+	secs "$@"
+}
+
+browse=()
 printf '%-8s %14s %14s %12s %12s %7s\n' files "snapshot s" "1st snap s" "find cairn s" "find local s" ratio
 for n in $sizes; do
 	repo=$work/repo-$n
+	cache=$work/cache-$n
 	local_tree=$work/local-$n
 	make_tree "$local_tree" "$n"
+	cp -a "$local_tree" "$work/local2-$n"
 	mkfs.cairn -q "$repo"
 	mkdir -p "$mnt"
 	mount.cairn "$repo" "$mnt" -o cachedir="$work/cache-$n"
@@ -73,6 +93,7 @@ for n in $sizes; do
 			exit 1
 		}
 		echo "changed $k" >>"$f"
+		echo "changed $k" >>"$work/local2-$n/${f#"$mnt/current/"}"
 	done
 	snap=$(secs cairn snapshot "$mnt" after-10-changes)
 	cairn umount "$mnt"
@@ -85,10 +106,34 @@ for n in $sizes; do
 		echo "snapshot lists $count files, expected $n" >&2
 		exit 1
 	}
-	cairn umount "$mnt"
 	printf '%-8s %14.3f %14.3f %12.3f %12.3f %7.2f\n' "$n" "$snap" "$first" "$find_cairn" \
 		"$find_local" "$(awk -v a="$find_cairn" -v b="$find_local" 'BEGIN { print a / b }')"
-	rm -rf "$local_tree" "$repo" "$work/cache-$n"
+
+	s=$mnt/after-10-changes
+	ls_c=$(cold ls -lR "$s")
+	drop_caches
+	ls_l=$(secs ls -lR "$work/local2-$n")
+	cp_c=$(cold cp -a "$s" "$work/out-cairn")
+	drop_caches
+	cp_l=$(secs cp -a "$work/local2-$n" "$work/out-local")
+	diff -r "$work/out-cairn" "$work/local2-$n" >/dev/null || {
+		echo "cp -a out of the snapshot differs from the tree" >&2
+		exit 1
+	}
+	diff_c=$(cold diff_r "$mnt/base" "$s")
+	drop_caches
+	diff_l=$(secs diff_r "$local_tree" "$work/local2-$n")
+	cairn umount "$mnt"
+	browse+=("$(printf '%-8s %9.3f %9.3f %6.2f %9.3f %9.3f %6.2f %9.3f %9.3f %6.2f' "$n" \
+		"$ls_c" "$ls_l" "$(awk -v a="$ls_c" -v b="$ls_l" 'BEGIN { print a / b }')" \
+		"$cp_c" "$cp_l" "$(awk -v a="$cp_c" -v b="$cp_l" 'BEGIN { print a / b }')" \
+		"$diff_c" "$diff_l" "$(awk -v a="$diff_c" -v b="$diff_l" 'BEGIN { print a / b }')")")
+	rm -rf "$local_tree" "$work/local2-$n" "$work/out-cairn" "$work/out-local" "$repo" "$cache"
 done
 echo "snapshot s: cairn snapshot after 10 files changed; 1st snap s: the first snapshot after"
 echo "the rsync (includes storing the tree); find: listing the whole snapshot, fresh mount."
+echo
+printf '%-8s %9s %9s %6s %9s %9s %6s %9s %9s %6s\n' files "ls-lR c" "ls-lR l" ratio \
+	"cp-a c" "cp-a l" ratio "diff-r c" "diff-r l" ratio
+printf '%s\n' "${browse[@]}"
+echo "c: out of / between snapshots through a fresh mount; l: the same on local disk."
