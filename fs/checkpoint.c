@@ -48,7 +48,30 @@ struct fs_inode *fs_inode_get(struct fs *fs, uint64_t ino)
 	return i;
 }
 
-/* Free an entry nobody needs: no kernel reference, no handle, nothing staged. tab_mu held. */
+void fs_inode_staged_update(struct fs *fs, struct fs_inode *i)
+{
+	pthread_mutex_lock(&fs->tab_mu);
+	bool want = i->dirty || i->staging_fd >= 0;
+	if (want && !i->staged) {
+		i->sprev = NULL;
+		i->snext = fs->staged;
+		if (fs->staged)
+			fs->staged->sprev = i;
+		fs->staged = i;
+	} else if (!want && i->staged) {
+		if (i->sprev)
+			i->sprev->snext = i->snext;
+		else
+			fs->staged = i->snext;
+		if (i->snext)
+			i->snext->sprev = i->sprev;
+	}
+	i->staged = want;
+	pthread_mutex_unlock(&fs->tab_mu);
+}
+
+/* Free an entry nobody needs: no kernel reference, no handle, nothing staged (so not on
+ * fs->staged either). tab_mu held. */
 static void inode_maybe_free_locked(struct fs *fs, struct fs_inode *i)
 {
 	if (i->refs || i->nlookup || i->nopen || i->dirty || i->queued || i->staging_fd >= 0)
@@ -125,32 +148,31 @@ static void *flush_thread(void *arg)
 
 /* ---- sync and checkpoints ------------------------------------------------------------- */
 
-/* Inodes matching pred, each with a reference taken. */
+/* Inodes of fs->staged matching pred, each with a reference taken. */
 static int collect_inodes(struct fs *fs, bool (*pred)(struct fs *, struct fs_inode *),
 			  struct fs_inode ***ret, size_t *ret_n)
 {
 	struct fs_inode **v = NULL;
 	size_t n = 0, cap = 0;
 	pthread_mutex_lock(&fs->tab_mu);
-	for (size_t b = 0; b < FS_INODE_BUCKETS; b++)
-		for (struct fs_inode *i = fs->tab[b]; i; i = i->hnext) {
-			if (!pred(fs, i))
-				continue;
-			if (n == cap) {
-				cap = cap ? 2 * cap : 64;
-				struct fs_inode **nv = reallocarray(v, cap, sizeof(*v));
-				if (!nv) {
-					pthread_mutex_unlock(&fs->tab_mu);
-					for (size_t k = 0; k < n; k++)
-						fs_inode_put(fs, v[k]);
-					free(v);
-					return -ENOMEM;
-				}
-				v = nv;
+	for (struct fs_inode *i = fs->staged; i; i = i->snext) {
+		if (!pred(fs, i))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			struct fs_inode **nv = reallocarray(v, cap, sizeof(*v));
+			if (!nv) {
+				pthread_mutex_unlock(&fs->tab_mu);
+				for (size_t k = 0; k < n; k++)
+					fs_inode_put(fs, v[k]);
+				free(v);
+				return -ENOMEM;
 			}
-			i->refs++;
-			v[n++] = i;
+			v = nv;
 		}
+		i->refs++;
+		v[n++] = i;
+	}
 	pthread_mutex_unlock(&fs->tab_mu);
 	*ret = v;
 	*ret_n = n;
@@ -443,7 +465,10 @@ static int queue_dirty_cb(uint64_t ino, void *ud)
 	struct fs_inode *i = fs_inode_get(fs, ino);
 	if (!i)
 		return -ENOMEM;
+	pthread_mutex_lock(&i->mu);
 	i->dirty = true; /* staged before a crash: flush it like any other */
+	fs_inode_staged_update(fs, i);
+	pthread_mutex_unlock(&i->mu);
 	fs_flush_later(fs, i);
 	fs_inode_put(fs, i);
 	return 0;

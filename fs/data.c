@@ -241,6 +241,7 @@ static int staging_open(struct fs *fs, struct fs_inode *i)
 	i->staging_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600);
 	if (i->staging_fd < 0)
 		return log_error_errno(-errno, "staging file %s: %s", path, strerror(errno));
+	fs_inode_staged_update(fs, i);
 	return 0;
 }
 
@@ -340,6 +341,7 @@ static int mark_dirty(struct fs *fs, struct fs_inode *i)
 	if (i->dirty)
 		return 0;
 	i->dirty = true;
+	fs_inode_staged_update(fs, i);
 	/* The parents' trees hold this file's size and chunks: they must be rewritten. */
 	return fs_touch_parents(fs, i->ino);
 }
@@ -419,6 +421,7 @@ void fs_data_discard(struct fs *fs, struct fs_inode *i)
 		spare_give(fs, i->staging_fd, path);
 	i->staging_fd = -1;
 	i->dirty = false;
+	fs_inode_staged_update(fs, i);
 }
 
 int fs_data_fsync(struct fs *fs, struct fs_inode *i, bool datasync)
@@ -568,6 +571,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 		if (r >= 0 && i->dirty) {
 			i->dirty = false;
 			i->clean_gen = fs->sync_gen;
+			fs_inode_staged_update(fs, i);
 		}
 		goto out;
 	}
@@ -622,6 +626,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 		i->dirty = false;
 		/* Its staging file may go once a later fs_sync has made this durable. */
 		i->clean_gen = fs->sync_gen;
+		fs_inode_staged_update(fs, i);
 		r = fs_touch_parents(fs, i->ino);
 		pthread_mutex_lock(&fs->tab_mu);
 		fs->staged_bytes -= MIN(fs->staged_bytes, staged);

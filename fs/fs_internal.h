@@ -38,6 +38,8 @@ struct fs_inode {
 	unsigned refs;	    /* threads using this struct */
 	uint64_t clean_gen; /* fs->sync_gen when it last became clean */
 	struct fs_inode *hnext, *qnext;
+	struct fs_inode *snext, *sprev; /* on fs->staged: dirty or holding a staging file */
+	bool staged;
 };
 
 struct blob_cache_entry;
@@ -64,6 +66,9 @@ struct fs {
 	pthread_mutex_t tab_mu;
 	pthread_cond_t tab_cond;
 	struct fs_inode *tab[FS_INODE_BUCKETS];
+	/* The entries that are dirty or hold a staging file: what sync and checkpoints visit,
+	 * so their cost follows what changed, not the number of inodes the kernel holds. */
+	struct fs_inode *staged;
 	struct fs_inode *queue; /* inodes to flush, by due time */
 	uint64_t staged_bytes;	/* approximate, for back-pressure */
 	bool stopping;
@@ -102,6 +107,9 @@ static inline uint64_t ino_to_node(uint64_t ino)
 /* Inode table (checkpoint.c). get creates the entry; put frees it when unreferenced. */
 struct fs_inode *fs_inode_get(struct fs *fs, uint64_t ino);
 void fs_inode_put(struct fs *fs, struct fs_inode *i);
+/* Put i on fs->staged or take it off, as its dirty flag and staging file now say. Call after
+ * changing either (i->mu held). */
+void fs_inode_staged_update(struct fs *fs, struct fs_inode *i);
 /* Queue a dirty inode for a background flush after the configured delay. */
 void fs_flush_later(struct fs *fs, struct fs_inode *i);
 
