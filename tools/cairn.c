@@ -18,6 +18,7 @@ static const struct {
 	{"rotate", cmd_rotate, "rsnapshot's rotation: current/ -> INTERVAL.0, shift the rest"},
 	{"list", cmd_list, "list the snapshots of a mount"},
 	{"forget", cmd_forget, "drop snapshots by a time-based policy (borg prune's rules)"},
+	{"diff", cmd_diff, "what changed between two snapshots (added, removed, changed paths)"},
 };
 
 static void usage(FILE *f)

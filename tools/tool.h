@@ -107,3 +107,4 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_rotate(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
