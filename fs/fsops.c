@@ -1044,19 +1044,31 @@ int fsops_setxattr(struct fs *fs, uint64_t node, const char *name, const void *v
 }
 
 /* The mount root answers read-only attributes for the tools: the daemon's pid and cache
- * directory (`cairn umount`), the snapshot list in pages user.cairn.snapshots.K (`cairn
- * list`, snaps_list's format; a page past the end holds only the seq line). */
+ * directory (`cairn umount`), the snapshot list in pages user.cairn.snapshots.K and their
+ * sizes in pages user.cairn.usage.K (`cairn list`, the formats of snaps_list and
+ * snaps_usage; a page past the end holds only the seq line). */
+/* The page number of name if it is prefix followed by a decimal number, else -1. */
+static long page_of(const char *name, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	char *end;
+	if (strncmp(name, prefix, n) || name[n] < '0' || name[n] > '9')
+		return -1;
+	unsigned long page = strtoul(name + n, &end, 10);
+	return *end || page >= COMMIT_MAX_SNAPSHOTS ? -1 : (long)page;
+}
+
 static ssize_t root_xattr(struct fs *fs, const char *name, void *buf, size_t size)
 {
 	char pid[32];
 	const char *v;
 	_cleanup_buf_ struct buf list = {0};
-	unsigned long page;
-	char *end;
-	if (!strncmp(name, "user.cairn.snapshots.", 21) &&
-	    (page = strtoul(name + 21, &end, 10), !*end && name[21] >= '0' && name[21] <= '9') &&
-	    page < COMMIT_MAX_SNAPSHOTS) {
-		int r = snaps_list(fs->snaps, page * SNAPS_PER_PAGE, SNAPS_PER_PAGE, &list);
+	long page = page_of(name, "user.cairn.snapshots."), upage = -1;
+	if (page >= 0 || (upage = page_of(name, "user.cairn.usage.")) >= 0) {
+		int r = page >= 0 ? snaps_list(fs->snaps, (size_t)page * SNAPS_PER_PAGE,
+					       SNAPS_PER_PAGE, &list)
+				  : snaps_usage(fs->snaps, (size_t)upage * SNAPS_PER_PAGE,
+						SNAPS_PER_PAGE, &list);
 		if (r >= 0)
 			r = buf_append(&list, "", 1);
 		if (r < 0)

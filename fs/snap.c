@@ -8,6 +8,8 @@
 
 #include "fs_internal.h"
 #include "tree.h"
+#include "treediff.h"
+#include "usage.h"
 
 /* Decoded trees kept: at most this many, and this many bytes (an estimate). */
 #define TREE_CACHE_MAX 4096
@@ -50,6 +52,14 @@ struct snaps {
 	size_t *order; /* listed slots, in commit order (which is slot order) */
 	size_t n_order;
 	uint64_t seq; /* of the commit the list is from */
+	bool has_work;
+	struct blob_id work; /* that commit's working tree */
+	/* Sizes (snaps_usage), for the list of commit usage_seq; usage_mu serializes their
+	 * computation, which runs without mu. */
+	pthread_mutex_t usage_mu;
+	struct usage *usage;
+	size_t n_usage;
+	uint64_t usage_seq;
 	struct cached_tree *buckets[TREE_CACHE_BUCKETS];
 	struct cached_tree *lru_first, *lru_last;
 	unsigned n_cached;
@@ -68,6 +78,7 @@ int snaps_new(struct store *s, struct snaps **ret)
 	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&sn->mu, &a);
 	pthread_mutexattr_destroy(&a);
+	pthread_mutex_init(&sn->usage_mu, NULL);
 	*ret = sn;
 	return 0;
 }
@@ -96,6 +107,8 @@ void snaps_free(struct snaps *sn)
 	}
 	free(sn->slots);
 	free(sn->order);
+	free(sn->usage);
+	pthread_mutex_destroy(&sn->usage_mu);
 	pthread_mutex_destroy(&sn->mu);
 	free(sn);
 }
@@ -163,6 +176,8 @@ int snaps_update(struct snaps *sn, const struct commit *c)
 	sn->order = TAKE_PTR(order);
 	sn->n_order = c->n_snaps;
 	sn->seq = c->seq;
+	sn->has_work = c->has_root;
+	sn->work = c->root;
 out:
 	/* On failure, drop the slots just made: nothing names them yet. */
 	for (size_t k = sn->n_slots; r < 0 && k < n_slots; k++)
@@ -190,6 +205,51 @@ int snaps_list(struct snaps *sn, size_t first, size_t max, struct buf *ret)
 			r = append(ret, "\n");
 	}
 	pthread_mutex_unlock(&sn->mu);
+	return r;
+}
+
+/* Compute the sizes of the current list unless known. usage_mu held. */
+static int usage_refresh(struct snaps *sn)
+{
+	pthread_mutex_lock(&sn->mu);
+	uint64_t seq = sn->seq;
+	size_t n = sn->n_order;
+	bool known = sn->usage && sn->usage_seq == seq;
+	struct blob_id work = sn->work, *roots = known ? NULL : calloc(n + 1, sizeof(*roots));
+	bool has_work = sn->has_work;
+	for (size_t i = 0; roots && i < n; i++)
+		roots[i] = sn->slots[sn->order[i]].root;
+	pthread_mutex_unlock(&sn->mu);
+	if (known)
+		return 0;
+	struct usage *u = roots ? calloc(n + 1, sizeof(*u)) : NULL;
+	int r = u ? usage_compute(sn->store, roots, n, has_work ? &work : NULL, u, NULL) : -ENOMEM;
+	free(roots);
+	if (r < 0) {
+		free(u);
+		return r;
+	}
+	free(sn->usage);
+	sn->usage = u;
+	sn->n_usage = n;
+	sn->usage_seq = seq;
+	return 0;
+}
+
+int snaps_usage(struct snaps *sn, size_t first, size_t max, struct buf *ret)
+{
+	char line[80];
+	pthread_mutex_lock(&sn->usage_mu);
+	int r = usage_refresh(sn);
+	snprintf(line, sizeof(line), "seq %" PRIu64 "\n", sn->usage_seq);
+	if (r >= 0)
+		r = append(ret, line);
+	for (size_t i = first; r >= 0 && i < sn->n_usage && i - first < max; i++) {
+		snprintf(line, sizeof(line), "%" PRIu64 "\t%" PRIu64 "\n", sn->usage[i].logical,
+			 sn->usage[i].unique);
+		r = append(ret, line);
+	}
+	pthread_mutex_unlock(&sn->usage_mu);
 	return r;
 }
 
@@ -631,6 +691,25 @@ int snaps_extents(struct snaps *sn, uint64_t node, uint64_t *ret_size, struct me
 	return r;
 }
 
+/* The hidden attribute user.cairn.id (not listed): a directory's tree id, else the digest of
+ * the entry's content and attributes (cairn diff prunes and compares with it). An attribute
+ * of that name the tree holds wins: the user's data is never shadowed. */
+static ssize_t id_xattr(const struct resolved *d, void *buf, size_t size)
+{
+	uint8_t digest[TREEDIFF_DIGEST_SIZE];
+	char hex[2 * TREEDIFF_DIGEST_SIZE + 1];
+	if (S_ISDIR(d->e->inode.mode))
+		memcpy(digest, d->subtree.b, sizeof(digest));
+	else
+		tree_entry_digest(d->e, digest);
+	hex_encode(digest, sizeof(digest), hex);
+	if (size && size < sizeof(hex) - 1)
+		return -ERANGE;
+	if (size)
+		memcpy(buf, hex, sizeof(hex) - 1);
+	return (ssize_t)(sizeof(hex) - 1);
+}
+
 ssize_t snaps_getxattr(struct snaps *sn, uint64_t node, const char *name, void *buf, size_t size)
 {
 	struct resolved d;
@@ -638,6 +717,8 @@ ssize_t snaps_getxattr(struct snaps *sn, uint64_t node, const char *name, void *
 	ssize_t r = resolve(sn, node, &d);
 	if (r >= 0) {
 		r = -ENODATA;
+		if (!strcmp(name, TREEDIFF_ID_XATTR))
+			r = id_xattr(&d, buf, size);
 		for (size_t k = 0; k < d.e->n_xattrs; k++) {
 			const struct tree_xattr *x = &d.e->xattrs[k];
 			if (strcmp(x->name, name))

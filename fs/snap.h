@@ -50,6 +50,10 @@ size_t snaps_count(struct snaps *sn);
 /* Append "seq N\n" (the commit the list is from), then one line per snapshot k, first <= k <
  * first + max, in order: name TAB time (ns since the epoch) TAB host. */
 int snaps_list(struct snaps *sn, size_t first, size_t max, struct buf *ret);
+/* Append "seq N\n", then "logical TAB unique\n" (fs/usage.h) for snapshots first <= k <
+ * first + max of the list of commit N. Computed on first use after each change of the list
+ * (one load of every distinct tree), then kept. */
+int snaps_usage(struct snaps *sn, size_t first, size_t max, struct buf *ret);
 /* A lookup by name; takes a kernel reference. */
 int snaps_root_lookup(struct snaps *sn, const char *name, struct fs_entry *ret);
 /* The snapshot in the lowest slot >= from that has a name (-ENOENT: none): its slot, name

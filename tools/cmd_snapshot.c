@@ -21,6 +21,7 @@
 #include "store.h"
 #include "snap.h"
 #include "tool.h"
+#include "usage.h"
 
 /* Have the kernel hand the daemon every dirty page first: a file being written when the
  * snapshot is taken then shows what was written, not a hole the page cache still holds. */
@@ -187,11 +188,11 @@ int cmd_rotate(int argc, char **argv)
 	return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
-/* One page of the list (user.cairn.snapshots.K), NUL-terminated; retried while it grows. */
-static int read_page(const char *mnt, unsigned k, char **ret)
+/* One page of the list (user.cairn.WHAT.K), NUL-terminated; retried while it grows. */
+static int read_page(const char *mnt, const char *what, unsigned k, char **ret)
 {
 	char name[64];
-	snprintf(name, sizeof(name), "user.cairn.snapshots.%u", k);
+	snprintf(name, sizeof(name), "user.cairn.%s.%u", what, k);
 	for (int tries = 0; tries < 100; tries++) {
 		ssize_t n = getxattr(mnt, name, NULL, 0);
 		if (n < 0)
@@ -255,12 +256,13 @@ int tool_snapshot_list(struct tool_target *t, struct commit *ret)
 		whole = true;
 		for (unsigned k = 0; r >= 0 && whole && lines == SNAPS_PER_PAGE; k++) {
 			_cleanup_free_ char *v = NULL;
-			r = read_page(mnt, k, &v);
+			r = read_page(mnt, "snapshots", k, &v);
 			if (r >= 0)
 				r = parse_page(v, ret, &page_seq, &lines);
 			whole = k == 0 || page_seq == seq;
 			seq = page_seq;
 		}
+		ret->seq = seq;
 	}
 	if (r >= 0 && !whole)
 		r = -EAGAIN;
@@ -281,31 +283,104 @@ void tool_format_time(uint64_t ns, char *out, size_t len)
 		strftime(out, len, "%Y-%m-%d %H:%M:%S %z", &tm);
 }
 
+/* The sizes of the snapshots of list (as many, same order): from the daemon, which answers
+ * for its current list (-ESTALE when that is not list's commit any more), or computed here. */
+static int snapshots_usage(struct tool_target *t, const struct commit *list, struct usage *ret)
+{
+	if (!t->mnt) {
+		_cleanup_free_ struct blob_id *roots = calloc(list->n_snaps + 1, sizeof(*roots));
+		if (!roots)
+			return -ENOMEM;
+		for (size_t i = 0; i < list->n_snaps; i++)
+			roots[i] = list->snaps[i].root;
+		return usage_compute(t->store, roots, list->n_snaps,
+				     list->has_root ? &list->root : NULL, ret, NULL);
+	}
+	size_t got = 0, lines = SNAPS_PER_PAGE;
+	for (unsigned k = 0; lines == SNAPS_PER_PAGE; k++) {
+		_cleanup_free_ char *v = NULL;
+		char *save = NULL, *line;
+		uint64_t seq;
+		int r = read_page(t->mnt, "usage", k, &v);
+		if (r < 0)
+			return r;
+		line = strtok_r(v, "\n", &save);
+		if (!line || sscanf(line, "seq %" SCNu64, &seq) != 1)
+			return -EBADMSG;
+		if (seq != list->seq)
+			return -ESTALE;
+		for (lines = 0; (line = strtok_r(NULL, "\n", &save)); lines++, got++)
+			if (got >= list->n_snaps ||
+			    sscanf(line, "%" SCNu64 "\t%" SCNu64, &ret[got].logical,
+				   &ret[got].unique) != 2)
+				return -EBADMSG;
+	}
+	return got == list->n_snaps ? 0 : -EBADMSG;
+}
+
+/* 1536 -> "1.5K": binary units, as ls -lh and du -h print them. */
+static void format_bytes(uint64_t n, char *out, size_t len)
+{
+	static const char units[] = "BKMGTPE";
+	double v = (double)n;
+	size_t u = 0;
+	while (v >= 1024 && u + 1 < sizeof(units) - 1) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, len, "%" PRIu64 "B", n);
+	else
+		snprintf(out, len, v < 10 ? "%.1f%c" : "%.0f%c", v, units[u]);
+}
+
 int cmd_list(int argc, char **argv)
 {
 	struct tool_target_options o;
 	struct tool_target t;
-	struct commit c;
-	char when[64];
+	struct commit c = {0};
+	_cleanup_free_ struct usage *u = NULL;
+	char when[64], size[16], unique[16];
 	int r = parse_target_args(argc, argv, &o, NULL);
 	if (r != 0 || optind + 1 != argc) {
 		fprintf(r > 0 ? stdout : stderr,
 			"Usage: cairn list [--passphrase-file FILE] [--cache-dir DIR] TARGET\n"
-			"The snapshots, oldest first: name, time taken (local), host.\n"
+			"The snapshots, oldest first: name, time taken (local), host, logical\n"
+			"size (the bytes of its files, each hard-linked file once) and unique\n"
+			"bytes (data no other snapshot nor current/ holds: what forgetting it\n"
+			"alone would reclaim, before compression).\n"
 			"TARGET is a cairn mount point or a repository (read here, no lock).\n"
 			"Exit status: 0 listed, 1 failed, 2 usage error.\n");
 		return r > 0 ? EXIT_OK : EXIT_USAGE;
 	}
 	if (tool_target_open("cairn list", argv[optind], &o, TOOL_TARGET_READ, &t) < 0)
 		return EXIT_FAIL;
-	r = tool_snapshot_list(&t, &c);
+	/* The sizes must be those of the list read: retried when a commit comes between. */
+	r = -ESTALE;
+	for (int tries = 0; r == -ESTALE && tries < 20; tries++) {
+		commit_release(&c);
+		free(u);
+		u = NULL;
+		if ((r = tool_snapshot_list(&t, &c)) < 0)
+			break;
+		u = calloc(c.n_snaps + 1, sizeof(*u));
+		r = u ? snapshots_usage(&t, &c, u) : -ENOMEM;
+		if (r < 0 && r != -ESTALE)
+			fprintf(stderr, "cairn list: %s: computing the sizes: %s\n", argv[optind],
+				strerror(-r));
+	}
 	tool_target_close(&t);
-	if (r < 0)
+	if (r < 0) {
+		commit_release(&c);
 		return EXIT_FAIL;
-	printf("%-24s %-25s %s\n", "NAME", "TIME", "HOST");
+	}
+	printf("%-24s %-25s %-16s %8s %8s\n", "NAME", "TIME", "HOST", "SIZE", "UNIQUE");
 	for (size_t i = 0; i < c.n_snaps; i++) {
 		tool_format_time(c.snaps[i].time_ns, when, sizeof(when));
-		printf("%-24s %-25s %s\n", c.snaps[i].name, when, c.snaps[i].host);
+		format_bytes(u[i].logical, size, sizeof(size));
+		format_bytes(u[i].unique, unique, sizeof(unique));
+		printf("%-24s %-25s %-16s %8s %8s\n", c.snaps[i].name, when, c.snaps[i].host, size,
+		       unique);
 	}
 	commit_release(&c);
 	return EXIT_OK;

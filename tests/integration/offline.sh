@@ -5,7 +5,7 @@
 # repository is refused with one line; a wrong passphrase too; state a killed daemon left
 # in the local cache (an fsynced file not yet committed) is in the snapshot taken offline;
 # with the local cache wiped the working tree is rebuilt from the latest commit; everything
-# done offline shows in the next mount.
+# done offline shows in the next mount. cairn list's sizes agree mounted and offline.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 require_fuse
 
@@ -68,5 +68,25 @@ done
 [ "$(cat "$mnt/after-crash/dir/synced")" = two ] || fail "the fsynced file is not in after-crash"
 [ "$(cat "$mnt/fresh/dir/synced")" = two ] || fail "the fsynced file is not in fresh"
 [ "$(cat "$mnt/current/dir/synced")" = two ] || fail "the fsynced file is not in current"
-cairn_umount "$mnt"
+
+# cairn list's sizes, from the daemon and computed offline: a 3 MiB file (two hard links)
+# in one snapshot only is its unique bytes and counted once in its size; the data of a
+# file current/ still holds is unique to no snapshot.
+head -c 3145728 /dev/urandom >"$mnt/current/big"
+ln "$mnt/current/big" "$mnt/current/big-link"
+head -c 1048576 /dev/urandom >"$mnt/current/kept"
+cairn snapshot "$mnt" with-big || fail "snapshot with-big"
+rm "$mnt/current/big" "$mnt/current/big-link"
+cairn snapshot "$mnt" without-big || fail "snapshot without-big"
+sizes()
+{
+	cairn list "$1" | awk -v n="$2" '$1 == n { print $(NF - 1), $NF }'
+}
+for where in "$mnt" "$repo"; do
+	[ "$(sizes "$where" with-big)" = "4.0M 3.0M" ] ||
+		fail "cairn list $where: with-big: $(sizes "$where" with-big)"
+	[ "$(sizes "$where" without-big)" = "1.0M 0B" ] ||
+		fail "cairn list $where: without-big: $(sizes "$where" without-big)"
+	[ "$where" = "$mnt" ] && cairn_umount "$mnt"
+done
 exit 0
