@@ -304,8 +304,13 @@ static int commit_tree(struct fs *fs,
 		r = store_commit(fs->store, &c);
 	if (r >= 0)
 		r = meta_set_u64(fs->meta, "base-commit", c.seq);
-	if (r >= 0 && edit)
-		r = snaps_update(fs->snaps, &c);
+	if (r >= 0 && edit) {
+		_cleanup_buf_ struct buf stale = {0};
+		r = snaps_update(fs->snaps, &c, &stale);
+		if (r >= 0 && stale.len && fs->notifier.names_changed)
+			fs->notifier.names_changed(fs->notifier.ud, (const char *)stale.data,
+						   stale.len);
+	}
 	if (r >= 0) {
 		r = fs_sync(fs);
 		char hex[BLOB_ID_HEX_SIZE];
@@ -318,6 +323,16 @@ out:
 		log_error("checkpoint failed: %s; staged data stays in the cache", strerror(-r));
 	pthread_mutex_unlock(&fs->ckpt_mu);
 	return r;
+}
+
+void fs_set_notifier(struct fs *fs, const struct fs_notifier *n)
+{
+	fs->notifier = *n;
+}
+
+bool fs_notified(struct fs *fs)
+{
+	return fs->notifier.names_changed != NULL;
 }
 
 int fs_checkpoint(struct fs *fs)
@@ -644,7 +659,7 @@ int fs_open(struct store *s, const struct fs_options *o, struct fs **ret)
 	struct commit head;
 	r = snaps_new(fs->store, &fs->snaps);
 	if (r >= 0 && (r = store_head(fs->store, &head)) >= 0) {
-		r = snaps_update(fs->snaps, &head);
+		r = snaps_update(fs->snaps, &head, NULL);
 		commit_release(&head);
 	}
 	if (r >= 0)

@@ -93,6 +93,7 @@ struct fs {
 	/* The kernel's writeback cache is on: it keeps mtime/ctime of written files and sends
 	 * them by setattr; writes must not stamp their own (cp -p sets times before close). */
 	bool kernel_times;
+	struct fs_notifier notifier; /* the FUSE front end's, or all NULL */
 };
 
 static inline uint64_t node_to_ino(uint64_t node)

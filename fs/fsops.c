@@ -1043,10 +1043,6 @@ int fsops_setxattr(struct fs *fs, uint64_t node, const char *name, const void *v
 	return r;
 }
 
-/* The mount root answers read-only attributes for the tools: the daemon's pid and cache
- * directory (`cairn umount`), the snapshot list in pages user.cairn.snapshots.K and their
- * sizes in pages user.cairn.usage.K (`cairn list`, the formats of snaps_list and
- * snaps_usage; a page past the end holds only the seq line). */
 /* The page number of name if it is prefix followed by a decimal number, else -1. */
 static long page_of(const char *name, const char *prefix)
 {
@@ -1058,6 +1054,11 @@ static long page_of(const char *name, const char *prefix)
 	return *end || page >= COMMIT_MAX_SNAPSHOTS ? -1 : (long)page;
 }
 
+/* The mount root answers read-only attributes for the tools: the daemon's pid and cache
+ * directory (`cairn umount`), the snapshot list in pages user.cairn.snapshots.K and their
+ * sizes in pages user.cairn.usage.K (`cairn list`, the formats of snaps_list and
+ * snaps_usage; a page past the end holds only the seq line), and user.cairn.settled, empty,
+ * answered once the kernel has forgotten every root name a request changed. */
 static ssize_t root_xattr(struct fs *fs, const char *name, void *buf, size_t size)
 {
 	char pid[32];
@@ -1074,6 +1075,10 @@ static ssize_t root_xattr(struct fs *fs, const char *name, void *buf, size_t siz
 		if (r < 0)
 			return r;
 		v = (const char *)list.data;
+	} else if (!strcmp(name, "user.cairn.settled")) {
+		if (fs->notifier.settle)
+			fs->notifier.settle(fs->notifier.ud);
+		v = "";
 	} else if (!strcmp(name, "user.cairn.pid")) {
 		snprintf(pid, sizeof(pid), "%ld", (long)getpid());
 		v = pid;

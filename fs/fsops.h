@@ -67,6 +67,23 @@ int fs_rotate(struct fs *fs, const char *interval, unsigned keep, const char *lo
  * expire. */
 int fs_forget(struct fs *fs, const char *names);
 
+/*
+ * How the working tree tells the FUSE front end that names of the mount root changed
+ * meaning (a rotation renamed hourly.0, forget dropped daily.3), so the kernel, which may
+ * keep those names for a while, forgets them. names_changed only queues (it runs under the
+ * checkpoint lock, in the request that made the change, while the kernel holds the root
+ * locked); settle waits until the kernel has been told about every name queued so far
+ * (getxattr user.cairn.settled on the mount root, which the tools call after a request).
+ */
+struct fs_notifier {
+	void (*names_changed)(void *ud, const char *names, size_t len); /* each NUL-ended */
+	void (*settle)(void *ud);
+	void *ud;
+};
+void fs_set_notifier(struct fs *fs, const struct fs_notifier *n);
+/* Whether a notifier is set. */
+bool fs_notified(struct fs *fs);
+
 struct fs_entry {
 	uint64_t node;
 	struct stat attr;

@@ -13,7 +13,7 @@
 #include "fuse_ops.h"
 
 /* Everything in current/ changes only through this mount, so the kernel may cache long. */
-#define ENTRY_TIMEOUT 60.0
+#define ENTRY_TIMEOUT FUSE_OPS_ENTRY_TIMEOUT
 #define ATTR_TIMEOUT 60.0
 
 static struct fs *fs_of(fuse_req_t req)
@@ -21,11 +21,11 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* A snapshot's name in the mount root changes with every rotation: the kernel must ask
- * again each time rather than keep a name that now means another snapshot. */
-static double entry_timeout(fuse_ino_t parent)
+/* A snapshot's name in the mount root changes meaning with every rotation: the kernel may
+ * keep it only while told when it changes (fs_notifier, fs/main.c). Offline, nobody is. */
+static double entry_timeout(fuse_req_t req, fuse_ino_t parent)
 {
-	return parent == FSOPS_ROOT ? 0.0 : ENTRY_TIMEOUT;
+	return parent == FSOPS_ROOT && !fs_notified(fs_of(req)) ? 0.0 : ENTRY_TIMEOUT;
 }
 
 static void reply_entry_in(fuse_req_t req, fuse_ino_t parent, int r, const struct fs_entry *e)
@@ -34,12 +34,13 @@ static void reply_entry_in(fuse_req_t req, fuse_ino_t parent, int r, const struc
 		fuse_reply_err(req, -r);
 		return;
 	}
-	struct fuse_entry_param p = {
-		.ino = e->node,
-		.generation = 1,
-		.attr = e->attr,
-		.attr_timeout = ATTR_TIMEOUT,
-		.entry_timeout = e->node == FSOPS_CURRENT ? ENTRY_TIMEOUT : entry_timeout(parent)};
+	struct fuse_entry_param p = {.ino = e->node,
+				     .generation = 1,
+				     .attr = e->attr,
+				     .attr_timeout = ATTR_TIMEOUT,
+				     .entry_timeout = e->node == FSOPS_CURRENT
+							      ? ENTRY_TIMEOUT
+							      : entry_timeout(req, parent)};
 	fuse_reply_entry(req, &p);
 }
 
@@ -293,13 +294,13 @@ static int add_entry(uint64_t cookie, const char *name, const struct fs_entry *e
 	size_t left = d->size - d->used, n;
 	bool dot = !strcmp(name, ".") || !strcmp(name, "..");
 	if (d->plus) {
-		struct fuse_entry_param p = {.ino = e->node,
-					     .generation = 1,
-					     .attr = e->attr,
-					     .attr_timeout = ATTR_TIMEOUT,
-					     .entry_timeout = e->node == FSOPS_CURRENT
-								      ? ENTRY_TIMEOUT
-								      : entry_timeout(d->dir)};
+		struct fuse_entry_param p = {
+			.ino = e->node,
+			.generation = 1,
+			.attr = e->attr,
+			.attr_timeout = ATTR_TIMEOUT,
+			.entry_timeout = e->node == FSOPS_CURRENT ? ENTRY_TIMEOUT
+								  : entry_timeout(d->req, d->dir)};
 		n = fuse_add_direntry_plus(d->req, d->buf + d->used, left, name, &p, (off_t)cookie);
 	} else
 		n = fuse_add_direntry(d->req, d->buf + d->used, left, name, &e->attr,

@@ -113,7 +113,30 @@ void snaps_free(struct snaps *sn)
 	free(sn);
 }
 
-int snaps_update(struct snaps *sn, const struct commit *c)
+/* Append to stale (each NUL-terminated) every listed name that the new list (names[i] in
+ * slot order[i], n of them) maps to another slot or to none: a name keeps its meaning
+ * exactly when its slot keeps the name. mu held. */
+static int stale_names(struct snaps *sn, char **names, const size_t *order, size_t n,
+		       struct buf *stale)
+{
+	_cleanup_free_ const char **now = calloc(sn->n_slots + n + 1, sizeof(*now));
+	if (!now)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		now[order[i]] = names[i];
+	for (size_t i = 0; i < sn->n_order; i++) {
+		const char *name = sn->slots[sn->order[i]].name;
+		const char *then = now[sn->order[i]];
+		if (then && !strcmp(then, name))
+			continue;
+		int r = buf_append(stale, name, strlen(name) + 1);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int snaps_update(struct snaps *sn, const struct commit *c, struct buf *stale)
 {
 	_cleanup_free_ size_t *order = calloc(c->n_snaps ? c->n_snaps : 1, sizeof(*order));
 	_cleanup_free_ bool *taken = NULL;
@@ -162,6 +185,12 @@ int snaps_update(struct snaps *sn, const struct commit *c)
 			free(names[i]);
 		free(names);
 		r = -ENOMEM;
+		goto out;
+	}
+	if (stale && (r = stale_names(sn, names, order, c->n_snaps, stale)) < 0) {
+		for (size_t i = 0; i < c->n_snaps; i++)
+			free(names[i]);
+		free(names);
 		goto out;
 	}
 	sn->n_slots = n_slots;

@@ -41,8 +41,10 @@ static inline bool snap_is_node(uint64_t node)
 
 int snaps_new(struct store *s, struct snaps **ret);
 void snaps_free(struct snaps *sn);
-/* Take the snapshot list of commit c (at mount, after every commit that changes it). */
-int snaps_update(struct snaps *sn, const struct commit *c);
+/* Take the snapshot list of commit c (at mount, after every commit that changes it). If
+ * stale is not NULL, append to it each name of the old list that now means another
+ * snapshot or none (NUL-terminated), for the kernel to forget. */
+int snaps_update(struct snaps *sn, const struct commit *c, struct buf *stale);
 
 /* The mount root's part. Snapshots are listed in commit order, which is slot order (a new
  * snapshot gets a new slot, a renamed one keeps its own). */

@@ -47,8 +47,18 @@ int tool_target_open(const char *tool, const char *where, const struct tool_targ
 
 int tool_target_request(struct tool_target *t, const char *name, const void *value, size_t len)
 {
-	if (t->mnt)
-		return setxattr(t->mnt, name, value, len, 0) < 0 ? -errno : 0;
+	if (t->mnt) {
+		if (setxattr(t->mnt, name, value, len, 0) < 0)
+			return -errno;
+		/* Once the kernel has forgotten the names that changed meaning, everybody sees the
+		 * new list (a reply to setxattr cannot wait for that: see fs_notifier). */
+		if (getxattr(t->mnt, "user.cairn.settled", NULL, 0) < 0)
+			fprintf(stderr,
+				"%s: %s: the kernel may show the old snapshot names for a "
+				"minute: %s\n",
+				t->tool, t->where, strerror(errno));
+		return 0;
+	}
 	return fsops_setxattr(t->fs, FSOPS_ROOT, name, value, len, 0);
 }
 
