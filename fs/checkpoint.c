@@ -307,9 +307,12 @@ static int commit_tree(struct fs *fs,
 	if (r >= 0 && edit) {
 		_cleanup_buf_ struct buf stale = {0};
 		r = snaps_update(fs->snaps, &c, &stale);
-		if (r >= 0 && stale.len && fs->notifier.names_changed)
-			fs->notifier.names_changed(fs->notifier.ud, (const char *)stale.data,
-						   stale.len);
+		if (r >= 0 && stale.len) {
+			/* Wait out the replies that may still name the old list. */
+			pthread_rwlock_wrlock(&fs->root_names_lock);
+			fs->root_names_changed = now_ns();
+			pthread_rwlock_unlock(&fs->root_names_lock);
+		}
 	}
 	if (r >= 0) {
 		r = fs_sync(fs);
@@ -325,14 +328,28 @@ out:
 	return r;
 }
 
-void fs_set_notifier(struct fs *fs, const struct fs_notifier *n)
+void fsops_root_names_begin(struct fs *fs)
 {
-	fs->notifier = *n;
+	pthread_rwlock_rdlock(&fs->root_names_lock);
 }
 
-bool fs_notified(struct fs *fs)
+void fsops_root_names_end(struct fs *fs)
 {
-	return fs->notifier.names_changed != NULL;
+	pthread_rwlock_unlock(&fs->root_names_lock);
+}
+
+/* user.cairn.settled: see fsops.h. */
+void fs_root_names_settle(struct fs *fs)
+{
+	pthread_rwlock_rdlock(&fs->root_names_lock);
+	uint64_t changed = fs->root_names_changed;
+	pthread_rwlock_unlock(&fs->root_names_lock);
+	uint64_t until = changed ? changed + FSOPS_ROOT_SETTLE_NS : 0;
+	for (uint64_t now = now_ns(); now < until; now = now_ns()) {
+		struct timespec ts = {.tv_sec = (until - now) / 1000000000,
+				      .tv_nsec = (until - now) % 1000000000};
+		nanosleep(&ts, NULL);
+	}
 }
 
 int fs_checkpoint(struct fs *fs)
@@ -627,6 +644,7 @@ int fs_open(struct store *s, const struct fs_options *o, struct fs **ret)
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&fs->ns_lock, &ra);
 	pthread_rwlock_init(&fs->sync_lock, &ra);
+	pthread_rwlock_init(&fs->root_names_lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->ops_mu, NULL);
 	pthread_mutex_init(&fs->tab_mu, NULL);
@@ -737,6 +755,7 @@ int fs_close(struct fs *fs)
 	free(fs->staging_dir);
 	pthread_rwlock_destroy(&fs->ns_lock);
 	pthread_rwlock_destroy(&fs->sync_lock);
+	pthread_rwlock_destroy(&fs->root_names_lock);
 	pthread_mutex_destroy(&fs->ops_mu);
 	pthread_mutex_destroy(&fs->tab_mu);
 	pthread_mutex_destroy(&fs->cache_mu);

@@ -93,7 +93,10 @@ struct fs {
 	/* The kernel's writeback cache is on: it keeps mtime/ctime of written files and sends
 	 * them by setattr; writes must not stamp their own (cp -p sets times before close). */
 	bool kernel_times;
-	struct fs_notifier notifier; /* the FUSE front end's, or all NULL */
+	/* Held shared by lookups and listings of the mount root from reading the snapshot list
+	 * to replying, taken exclusively by a commit that changed the list (fsops.h). */
+	pthread_rwlock_t root_names_lock;
+	uint64_t root_names_changed; /* now_ns() of the last such change, 0: none */
 };
 
 static inline uint64_t node_to_ino(uint64_t node)
@@ -140,5 +143,7 @@ int fs_sync(struct fs *fs);
 /* Attributes (fsops.c). */
 void fs_inode_to_stat(const struct meta_inode *mi, struct stat *st);
 int64_t fs_now_ns(void);
+/* Return once no root name from before the last change can be in the kernel (fsops.h). */
+void fs_root_names_settle(struct fs *fs);
 /* Invalidate the trees of every directory holding ino (after any change to it). */
 int fs_touch_parents(struct fs *fs, uint64_t ino);

@@ -1058,7 +1058,7 @@ static long page_of(const char *name, const char *prefix)
  * directory (`cairn umount`), the snapshot list in pages user.cairn.snapshots.K and their
  * sizes in pages user.cairn.usage.K (`cairn list`, the formats of snaps_list and
  * snaps_usage; a page past the end holds only the seq line), and user.cairn.settled, empty,
- * answered once the kernel has forgotten every root name a request changed. */
+ * answered once the kernel can no longer hold a root name from before a change (fsops.h). */
 static ssize_t root_xattr(struct fs *fs, const char *name, void *buf, size_t size)
 {
 	char pid[32];
@@ -1076,8 +1076,7 @@ static ssize_t root_xattr(struct fs *fs, const char *name, void *buf, size_t siz
 			return r;
 		v = (const char *)list.data;
 	} else if (!strcmp(name, "user.cairn.settled")) {
-		if (fs->notifier.settle)
-			fs->notifier.settle(fs->notifier.ud);
+		fs_root_names_settle(fs);
 		v = "";
 	} else if (!strcmp(name, "user.cairn.pid")) {
 		snprintf(pid, sizeof(pid), "%ld", (long)getpid());

@@ -68,21 +68,22 @@ int fs_rotate(struct fs *fs, const char *interval, unsigned keep, const char *lo
 int fs_forget(struct fs *fs, const char *names);
 
 /*
- * How the working tree tells the FUSE front end that names of the mount root changed
- * meaning (a rotation renamed hourly.0, forget dropped daily.3), so the kernel, which may
- * keep those names for a while, forgets them. names_changed only queues (it runs under the
- * checkpoint lock, in the request that made the change, while the kernel holds the root
- * locked); settle waits until the kernel has been told about every name queued so far
- * (getxattr user.cairn.settled on the mount root, which the tools call after a request).
+ * Names of the mount root (the snapshots) change meaning: a rotation makes hourly.0 another
+ * snapshot. The kernel may keep such a name FSOPS_ROOT_NAME_TIMEOUT seconds, so browsing a
+ * snapshot does not cost a lookup of its name per path walk. No reply naming the old
+ * meaning is in flight after a commit changed the list: the front end brackets each lookup
+ * and listing of the mount root, from reading the list to replying, with
+ * fsops_root_names_begin/end, and the commit waits them out. getxattr user.cairn.settled on
+ * the mount root then returns only once FSOPS_ROOT_SETTLE_NS have passed since the last such
+ * change, the timeout with a margin for a requester slow to take our reply: the tools call
+ * it before they exit, so once `cairn rotate` returns, every name means its new snapshot.
+ * (Telling the kernel to forget the names instead, notify_inval_entry, takes the root's
+ * lock: a daemon killed while a request held it would hang in the kernel for good.)
  */
-struct fs_notifier {
-	void (*names_changed)(void *ud, const char *names, size_t len); /* each NUL-ended */
-	void (*settle)(void *ud);
-	void *ud;
-};
-void fs_set_notifier(struct fs *fs, const struct fs_notifier *n);
-/* Whether a notifier is set. */
-bool fs_notified(struct fs *fs);
+#define FSOPS_ROOT_NAME_TIMEOUT 1.0
+#define FSOPS_ROOT_SETTLE_NS (1500 * 1000000ll)
+void fsops_root_names_begin(struct fs *fs);
+void fsops_root_names_end(struct fs *fs);
 
 struct fs_entry {
 	uint64_t node;

@@ -13,7 +13,7 @@
 #include "fuse_ops.h"
 
 /* Everything in current/ changes only through this mount, so the kernel may cache long. */
-#define ENTRY_TIMEOUT FUSE_OPS_ENTRY_TIMEOUT
+#define ENTRY_TIMEOUT 60.0
 #define ATTR_TIMEOUT 60.0
 
 static struct fs *fs_of(fuse_req_t req)
@@ -21,11 +21,11 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* A snapshot's name in the mount root changes meaning with every rotation: the kernel may
- * keep it only while told when it changes (fs_notifier, fs/main.c). Offline, nobody is. */
-static double entry_timeout(fuse_req_t req, fuse_ino_t parent)
+/* A snapshot's name in the mount root changes meaning with a rotation: the kernel keeps
+ * it only briefly (fsops.h: the root's names, and how the tools wait that out). */
+static double entry_timeout(fuse_ino_t parent)
 {
-	return parent == FSOPS_ROOT && !fs_notified(fs_of(req)) ? 0.0 : ENTRY_TIMEOUT;
+	return parent == FSOPS_ROOT ? FSOPS_ROOT_NAME_TIMEOUT : ENTRY_TIMEOUT;
 }
 
 static void reply_entry_in(fuse_req_t req, fuse_ino_t parent, int r, const struct fs_entry *e)
@@ -34,13 +34,12 @@ static void reply_entry_in(fuse_req_t req, fuse_ino_t parent, int r, const struc
 		fuse_reply_err(req, -r);
 		return;
 	}
-	struct fuse_entry_param p = {.ino = e->node,
-				     .generation = 1,
-				     .attr = e->attr,
-				     .attr_timeout = ATTR_TIMEOUT,
-				     .entry_timeout = e->node == FSOPS_CURRENT
-							      ? ENTRY_TIMEOUT
-							      : entry_timeout(req, parent)};
+	struct fuse_entry_param p = {
+		.ino = e->node,
+		.generation = 1,
+		.attr = e->attr,
+		.attr_timeout = ATTR_TIMEOUT,
+		.entry_timeout = e->node == FSOPS_CURRENT ? ENTRY_TIMEOUT : entry_timeout(parent)};
 	fuse_reply_entry(req, &p);
 }
 
@@ -72,11 +71,19 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_entry e;
+	if (parent == FSOPS_ROOT) {
+		/* From reading the snapshot list to replying (fsops_root_names_begin). */
+		struct fs *fs = fs_of(req);
+		fsops_root_names_begin(fs);
+		int r = fsops_lookup(fs, parent, name, &e);
+		reply_entry_in(req, parent, r, &e); /* no name is kept negative here */
+		fsops_root_names_end(fs);
+		return;
+	}
 	int r = fsops_lookup(fs_of(req), parent, name, &e);
 	if (r == -ENOENT) {
 		/* A negative entry the kernel may cache: fewer lookups during rsync. */
-		struct fuse_entry_param p = {.ino = 0,
-					     .entry_timeout = parent == FSOPS_ROOT ? 0.0 : 1.0};
+		struct fuse_entry_param p = {.ino = 0, .entry_timeout = 1.0};
 		fuse_reply_entry(req, &p);
 		return;
 	}
@@ -294,13 +301,13 @@ static int add_entry(uint64_t cookie, const char *name, const struct fs_entry *e
 	size_t left = d->size - d->used, n;
 	bool dot = !strcmp(name, ".") || !strcmp(name, "..");
 	if (d->plus) {
-		struct fuse_entry_param p = {
-			.ino = e->node,
-			.generation = 1,
-			.attr = e->attr,
-			.attr_timeout = ATTR_TIMEOUT,
-			.entry_timeout = e->node == FSOPS_CURRENT ? ENTRY_TIMEOUT
-								  : entry_timeout(d->req, d->dir)};
+		struct fuse_entry_param p = {.ino = e->node,
+					     .generation = 1,
+					     .attr = e->attr,
+					     .attr_timeout = ATTR_TIMEOUT,
+					     .entry_timeout = e->node == FSOPS_CURRENT
+								      ? ENTRY_TIMEOUT
+								      : entry_timeout(d->dir)};
 		n = fuse_add_direntry_plus(d->req, d->buf + d->used, left, name, &p, (off_t)cookie);
 	} else
 		n = fuse_add_direntry(d->req, d->buf + d->used, left, name, &e->attr,
@@ -322,11 +329,16 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	int r = fsops_readdir(fs_of(req), ino, (uint64_t)off, add_entry, &d);
+	struct fs *fs = fs_of(req); /* req is gone once replied to */
+	if (ino == FSOPS_ROOT)
+		fsops_root_names_begin(fs);
+	int r = fsops_readdir(fs, ino, (uint64_t)off, add_entry, &d);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
 		fuse_reply_buf(req, d.buf, d.used);
+	if (ino == FSOPS_ROOT)
+		fsops_root_names_end(fs);
 	free(d.buf);
 }
 

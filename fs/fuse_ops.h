@@ -4,7 +4,3 @@
 
 struct fuse_lowlevel_ops;
 extern const struct fuse_lowlevel_ops cairn_fuse_ops;
-
-/* How long the kernel may keep a name (seconds); names of the mount root only as long as the
- * working tree tells us when they change (fs_notifier). */
-#define FUSE_OPS_ENTRY_TIMEOUT 60.0

@@ -12,7 +12,6 @@
 #define FUSE_USE_VERSION 314
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
-#include <pthread.h>
 #include <stdio.h>
 
 #include "fs_internal.h"
@@ -90,97 +89,6 @@ static void raise_readahead(const char *mountpoint)
 	close(fd);
 }
 
-/* The kernel's copy of mount root names a commit changed goes, from a thread of its own:
- * telling the kernel takes the root's lock, which the request that made the change holds
- * until we reply (see struct fs_notifier). */
-struct root_notifier {
-	struct fuse_session *se;
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	struct buf names;      /* queued, each NUL-ended */
-	uint64_t queued, told; /* batches */
-	bool stop;
-	pthread_t thread;
-};
-
-static void names_changed(void *ud, const char *names, size_t len)
-{
-	struct root_notifier *n = ud;
-	pthread_mutex_lock(&n->mu);
-	if (buf_append(&n->names, names, len) >= 0)
-		n->queued++;
-	else
-		log_warning("the kernel may show dropped or renamed snapshots for up to %.0f s",
-			    FUSE_OPS_ENTRY_TIMEOUT);
-	pthread_cond_broadcast(&n->cond);
-	pthread_mutex_unlock(&n->mu);
-}
-
-static void names_settle(void *ud)
-{
-	struct root_notifier *n = ud;
-	pthread_mutex_lock(&n->mu);
-	uint64_t want = n->queued;
-	while (n->told < want && !n->stop)
-		pthread_cond_wait(&n->cond, &n->mu);
-	pthread_mutex_unlock(&n->mu);
-}
-
-static void *notifier_thread(void *arg)
-{
-	struct root_notifier *n = arg;
-	pthread_mutex_lock(&n->mu);
-	while (!n->stop) {
-		if (n->told == n->queued) {
-			pthread_cond_wait(&n->cond, &n->mu);
-			continue;
-		}
-		struct buf batch = n->names;
-		uint64_t upto = n->queued;
-		n->names = (struct buf){0};
-		pthread_mutex_unlock(&n->mu);
-		for (size_t at = 0; at < batch.len;) {
-			const char *name = (const char *)batch.data + at;
-			size_t len = strlen(name);
-			int r = fuse_lowlevel_notify_inval_entry(n->se, FUSE_ROOT_ID, name, len);
-			if (r < 0 && r != -ENOENT)
-				log_debug("forgetting %s in the kernel: %s", name, strerror(-r));
-			at += len + 1;
-		}
-		buf_release(&batch);
-		pthread_mutex_lock(&n->mu);
-		n->told = upto;
-		pthread_cond_broadcast(&n->cond);
-	}
-	pthread_mutex_unlock(&n->mu);
-	return NULL;
-}
-
-static int notifier_start(struct root_notifier *n, struct fuse_session *se, struct fs *fs)
-{
-	*n = (struct root_notifier){.se = se};
-	pthread_mutex_init(&n->mu, NULL);
-	pthread_cond_init(&n->cond, NULL);
-	int r = -pthread_create(&n->thread, NULL, notifier_thread, n);
-	if (r < 0)
-		return log_error_errno(r, "starting the notifier thread: %s", strerror(-r));
-	fs_set_notifier(fs, &(struct fs_notifier){names_changed, names_settle, n});
-	return 0;
-}
-
-static void notifier_stop(struct root_notifier *n, struct fs *fs)
-{
-	fs_set_notifier(fs, &(struct fs_notifier){0});
-	pthread_mutex_lock(&n->mu);
-	n->stop = true;
-	pthread_cond_broadcast(&n->cond);
-	pthread_mutex_unlock(&n->mu);
-	pthread_join(n->thread, NULL);
-	buf_release(&n->names);
-	pthread_cond_destroy(&n->cond);
-	pthread_mutex_destroy(&n->mu);
-}
-
 int fs_serve(struct store *s, const struct fs_mount_options *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -219,12 +127,10 @@ int fs_serve(struct store *s, const struct fs_mount_options *o)
 	fs_daemon_ready(0);
 	log_info("mounted %s on %s", o->source, o->mountpoint);
 
-	struct root_notifier notifier;
-	bool notifying = notifier_start(&notifier, se, fs) >= 0;
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	if (!lc) {
 		r = -ENOMEM;
-		goto out_notifier;
+		goto out_unmount;
 	}
 	fuse_loop_cfg_set_clone_fd(lc, 0);
 	fuse_loop_cfg_set_max_threads(lc, 16);
@@ -236,9 +142,7 @@ int fs_serve(struct store *s, const struct fs_mount_options *o)
 	else if (r < 0)
 		log_error("FUSE loop: %s", strerror(-r));
 	log_info("unmounting %s: writing the last checkpoint", o->mountpoint);
-out_notifier:
-	if (notifying)
-		notifier_stop(&notifier, fs);
+out_unmount:
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

@@ -48,16 +48,8 @@ int tool_target_open(const char *tool, const char *where, const struct tool_targ
 int tool_target_request(struct tool_target *t, const char *name, const void *value, size_t len)
 {
 	if (t->mnt) {
-		if (setxattr(t->mnt, name, value, len, 0) < 0)
-			return -errno;
-		/* Once the kernel has forgotten the names that changed meaning, everybody sees the
-		 * new list (a reply to setxattr cannot wait for that: see fs_notifier). */
-		if (getxattr(t->mnt, "user.cairn.settled", NULL, 0) < 0)
-			fprintf(stderr,
-				"%s: %s: the kernel may show the old snapshot names for a "
-				"minute: %s\n",
-				t->tool, t->where, strerror(errno));
-		return 0;
+		t->requested = true;
+		return setxattr(t->mnt, name, value, len, 0) < 0 ? -errno : 0;
 	}
 	return fsops_setxattr(t->fs, FSOPS_ROOT, name, value, len, 0);
 }
@@ -65,6 +57,12 @@ int tool_target_request(struct tool_target *t, const char *name, const void *val
 int tool_target_close(struct tool_target *t)
 {
 	int r = 0;
+	/* Return only once the kernel holds no snapshot name from before our requests: then
+	 * every name means its new snapshot to everybody (fs/fsops.h). */
+	if (t->mnt && t->requested && getxattr(t->mnt, "user.cairn.settled", NULL, 0) < 0)
+		fprintf(stderr,
+			"%s: %s: the kernel may show old snapshot names for a second or two: %s\n",
+			t->tool, t->where, strerror(errno));
 	if (t->fs) {
 		r = fs_close(t->fs);
 		if (r < 0)

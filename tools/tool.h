@@ -77,6 +77,7 @@ struct tool_target_options {
 struct tool_target {
 	const char *tool, *where;
 	const char *mnt;     /* set when TARGET is a mount point */
+	bool requested;	     /* a request was sent to it */
 	struct store *store; /* else these */
 	struct fs *fs;	     /* TOOL_TARGET_WRITE only */
 };
@@ -87,7 +88,8 @@ int tool_target_open(const char *tool, const char *where, const struct tool_targ
 /* Send request name = value (user.cairn.snapshot, .rotate, .forget; see fs/fsops.c).
  * Returns 0 or the request's -errno (the cause is in the mount's log, or on stderr). */
 int tool_target_request(struct tool_target *t, const char *name, const void *value, size_t len);
-/* Close a repository target: the last checkpoint, the lock released. Errors are printed. */
+/* Close: on a mount, wait until the names changed by our requests are in effect for every
+ * process; on a repository, the last checkpoint, the lock released. Errors are printed. */
 int tool_target_close(struct tool_target *t);
 
 /* The snapshots (names, times, hosts; roots only for a repository target). Errors are
