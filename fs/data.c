@@ -159,19 +159,56 @@ static int chunk_read(struct fs *fs, const struct meta_extent *e, uint64_t off, 
 	return r;
 }
 
-/* Queue a chunk for the prefetch threads unless it is cached, queued, or the queue is full. */
-static void prefetch(struct fs *fs, const struct meta_extent *e)
+/* Queue a job for the prefetch threads unless its chunk is cached, it is queued, or the
+ * queue is full. cache_mu held. */
+static void prefetch_locked(struct fs *fs, const struct prefetch_job *j)
 {
-	pthread_mutex_lock(&fs->cache_mu);
 	bool skip = fs->n_prefetchers == 0 || fs->prefetch_n == PREFETCH_QUEUE ||
-		    cache_find(fs, &e->blob);
-	for (unsigned k = 0; !skip && k < fs->prefetch_n; k++)
-		skip = !memcmp(fs->prefetch_q[k].blob.b, e->blob.b, BLOB_ID_SIZE);
+		    (!j->ino && cache_find(fs, &j->e.blob));
+	for (unsigned k = 0; !skip && k < fs->prefetch_n; k++) {
+		const struct prefetch_job *q = &fs->prefetch_q[k];
+		skip = j->ino ? q->ino == j->ino
+			      : !q->ino && !memcmp(q->e.blob.b, j->e.blob.b, BLOB_ID_SIZE);
+	}
 	if (!skip) {
-		fs->prefetch_q[fs->prefetch_n++] = *e;
+		fs->prefetch_q[fs->prefetch_n++] = *j;
 		pthread_cond_signal(&fs->prefetch_cond);
 	}
+}
+
+static void prefetch(struct fs *fs, const struct meta_extent *e)
+{
+	struct prefetch_job j = {.e = *e};
+	pthread_mutex_lock(&fs->cache_mu);
+	prefetch_locked(fs, &j);
 	pthread_mutex_unlock(&fs->cache_mu);
+}
+
+/*
+ * A file of the working tree is being read from its start: queue the first chunks of the
+ * files numbered after it. Inode numbers are given in creation order, and the working tree
+ * is mostly written by rsync or cp, which create a tree in the order that tar, cp and rsync
+ * read it back; so these are most likely the files read next, and the decoding of each can
+ * overlap the round trips that open, stat and close the one before. Each inode is queued
+ * once per run of reads in that order.
+ */
+static void prefetch_next_files(struct fs *fs, uint64_t ino)
+{
+	pthread_mutex_lock(&fs->cache_mu);
+	if (fs->prefetch_ino_hi < ino || fs->prefetch_ino_hi > ino + PREFETCH_FILES)
+		fs->prefetch_ino_hi = ino;
+	for (uint64_t k = fs->prefetch_ino_hi + 1; k <= ino + PREFETCH_FILES; k++) {
+		struct prefetch_job j = {.ino = k};
+		prefetch_locked(fs, &j);
+	}
+	fs->prefetch_ino_hi = ino + PREFETCH_FILES;
+	pthread_mutex_unlock(&fs->cache_mu);
+}
+
+static int first_extent(const struct meta_extent *e, void *ud)
+{
+	*(struct meta_extent *)ud = *e;
+	return 1;
 }
 
 /* After a read of [off, off+len): prefetch the chunks that follow it, if it streams. v holds
@@ -199,9 +236,19 @@ void *fs_prefetch_thread(void *arg)
 			continue;
 		}
 		/* Oldest first: the reader will want it soonest. */
-		struct meta_extent e = fs->prefetch_q[0];
+		struct prefetch_job j = fs->prefetch_q[0];
 		memmove(fs->prefetch_q, fs->prefetch_q + 1,
 			--fs->prefetch_n * sizeof(fs->prefetch_q[0]));
+		if (j.ino) {
+			/* Without the file's lock: a stale extent only warms the cache in vain. */
+			pthread_mutex_unlock(&fs->cache_mu);
+			j.e.len = 0;
+			int r = meta_extents(fs->meta, j.ino, 0, 1, first_extent, &j.e);
+			pthread_mutex_lock(&fs->cache_mu);
+			if (r < 0 || j.e.len == 0 || j.e.off != 0)
+				continue; /* no such file, not a file, empty, or a hole first */
+		}
+		struct meta_extent e = j.e;
 		if (cache_find(fs, &e.blob))
 			continue;
 		struct blob_cache_entry *c = cache_claim(fs, &e.blob);
@@ -396,7 +443,7 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 }
 
 ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, uint64_t off,
-		     uint64_t size)
+		     uint64_t size, bool reader)
 {
 	struct extent_list el = {0};
 	struct range_list rl = {0};
@@ -409,8 +456,8 @@ ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, u
 	memset(buf, 0, len);
 	/* Collect first: meta holds its lock while iterating, and chunk reads may be slow. A
 	 * streaming read asks for the extents that follow it too, to prefetch them. */
-	r = meta_extents(fs->meta, i->ino, off,
-			 len >= PREFETCH_MIN_READ ? len + PREFETCH_BYTES : len, collect_extent,
+	bool ahead = reader && len >= PREFETCH_MIN_READ;
+	r = meta_extents(fs->meta, i->ino, off, ahead ? len + PREFETCH_BYTES : len, collect_extent,
 			 &el);
 	for (size_t k = 0; r >= 0 && k < el.n; k++) {
 		const struct meta_extent *e = &el.v[k];
@@ -430,8 +477,10 @@ ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, u
 		if (r >= 0)
 			r = pread_all(i->staging_fd, dst + (from - off), (size_t)(to - from), from);
 	}
-	if (r >= 0)
+	if (r >= 0 && ahead)
 		prefetch_after(fs, el.v, el.n, off, len);
+	if (r >= 0 && reader && off == 0)
+		prefetch_next_files(fs, i->ino);
 	free(el.v);
 	free(rl.v);
 	return r < 0 ? r : (ssize_t)len;
@@ -509,7 +558,7 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint6
 		cut = el.v[0].off;
 		r = tmp ? 0 : -ENOMEM;
 		if (r >= 0) {
-			ssize_t n = fs_data_read(fs, i, tmp, keep, cut, old_size);
+			ssize_t n = fs_data_read(fs, i, tmp, keep, cut, old_size, false);
 			r = n < 0 ? (int)n : 0;
 		}
 		if (r >= 0)
@@ -625,8 +674,8 @@ static int flush_region(struct flush_ctx *c, uint64_t start, uint64_t last_dirty
 		uint64_t load = pos + c->have;
 		size_t want = (size_t)MIN((uint64_t)(c->cap - c->have), run_end - load);
 		if (want) {
-			ssize_t n =
-				fs_data_read(c->fs, c->i, c->buf + c->have, want, load, c->size);
+			ssize_t n = fs_data_read(c->fs, c->i, c->buf + c->have, want, load, c->size,
+						 false);
 			if (n < 0) {
 				r = (int)n;
 				break;

@@ -32,6 +32,9 @@
 #define PREFETCH_AHEAD 2
 #define PREFETCH_THREADS 4
 #define PREFETCH_QUEUE 16
+/* A read from the start of a working-tree file also prefetches the first chunks of the next
+ * PREFETCH_FILES files by inode number (data.c, prefetch_next_files). */
+#define PREFETCH_FILES 4
 
 /* In-memory state of a working-tree inode the kernel knows or that has staged data. */
 struct fs_inode {
@@ -88,8 +91,12 @@ struct fs {
 	uint64_t cache_bytes;		     /* of ready entries */
 	unsigned cache_entries;
 	/* Chunks to decode ahead of the reader, oldest first (under cache_mu). */
-	struct meta_extent prefetch_q[PREFETCH_QUEUE];
+	struct prefetch_job {
+		uint64_t ino; /* nonzero: the first chunk of this working-tree file */
+		struct meta_extent e;
+	} prefetch_q[PREFETCH_QUEUE];
 	unsigned prefetch_n;
+	uint64_t prefetch_ino_hi; /* files up to this one are queued (prefetch_next_files) */
 	pthread_cond_t prefetch_cond;
 	pthread_t prefetchers[PREFETCH_THREADS];
 	unsigned n_prefetchers;
@@ -123,8 +130,9 @@ void fs_flush_later(struct fs *fs, struct fs_inode *i);
 
 /* Data (data.c). */
 int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len, uint64_t off);
+/* reader: a read for a user (not a flush), which may start prefetching what follows it. */
 ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, uint64_t off,
-		     uint64_t size);
+		     uint64_t size, bool reader);
 /* Change the size: drop extents and staged bytes past it, keep the prefix of a chunk cut
  * in two. Caller holds i->mu and updates the inode's size itself. */
 int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint64_t new_size);

@@ -773,7 +773,7 @@ ssize_t fsops_read(struct fs *fs, uint64_t node, void *buf, size_t len, uint64_t
 	pthread_mutex_lock(&i->mu);
 	/* The size may have changed while we waited for the lock. */
 	r = meta_inode_get(fs->meta, ino, &mi);
-	ssize_t n = r < 0 ? r : fs_data_read(fs, i, buf, len, off, mi.size);
+	ssize_t n = r < 0 ? r : fs_data_read(fs, i, buf, len, off, mi.size, true);
 	pthread_mutex_unlock(&i->mu);
 	fs_inode_put(fs, i);
 	return n;
