@@ -442,6 +442,31 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Fill dst with [off, off+len) of the file made of extents v: their bytes, zeros between
+ * them (holes). Only the holes are zeroed, not all of dst first: that was a second pass over
+ * every byte read. Correct in any order of v: [off, done) holds either extent bytes or
+ * zeros. */
+static int read_extents(struct fs *fs, const struct meta_extent *v, size_t n, uint8_t *dst,
+			size_t len, uint64_t off)
+{
+	uint64_t done = off;
+	for (size_t k = 0; k < n; k++) {
+		uint64_t from = MAX(off, v[k].off), to = MIN(off + len, v[k].off + v[k].len);
+		if (from >= to)
+			continue;
+		if (from > done)
+			memset(dst + (done - off), 0, (size_t)(from - done));
+		int r = chunk_read(fs, &v[k], from - v[k].off, dst + (from - off),
+				   (size_t)(to - from));
+		if (r < 0)
+			return r;
+		done = MAX(done, to);
+	}
+	if (done < off + len)
+		memset(dst + (done - off), 0, (size_t)(off + len - done));
+	return 0;
+}
+
 ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, uint64_t off,
 		     uint64_t size, bool reader)
 {
@@ -453,19 +478,13 @@ ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, u
 	if (off >= size)
 		return 0;
 	len = (size_t)MIN((uint64_t)len, size - off);
-	memset(buf, 0, len);
 	/* Collect first: meta holds its lock while iterating, and chunk reads may be slow. A
 	 * streaming read asks for the extents that follow it too, to prefetch them. */
 	bool ahead = reader && len >= PREFETCH_MIN_READ;
 	r = meta_extents(fs->meta, i->ino, off, ahead ? len + PREFETCH_BYTES : len, collect_extent,
 			 &el);
-	for (size_t k = 0; r >= 0 && k < el.n; k++) {
-		const struct meta_extent *e = &el.v[k];
-		uint64_t from = MAX(off, e->off), to = MIN(off + len, e->off + e->len);
-		if (from < to)
-			r = chunk_read(fs, e, from - e->off, dst + (from - off),
-				       (size_t)(to - from));
-	}
+	if (r >= 0)
+		r = read_extents(fs, el.v, el.n, dst, len, off);
 	if (r >= 0 && i->dirty)
 		r = meta_dirty_ranges(fs->meta, i->ino, collect_range, &rl);
 	for (size_t k = 0; r >= 0 && k < rl.n; k++) {
@@ -494,13 +513,7 @@ ssize_t fs_data_read_extents(struct fs *fs, const struct meta_extent *v, size_t 
 	if (off >= size)
 		return 0;
 	len = (size_t)MIN((uint64_t)len, size - off);
-	memset(buf, 0, len);
-	for (size_t k = 0; r >= 0 && k < n; k++) {
-		uint64_t from = MAX(off, v[k].off), to = MIN(off + len, v[k].off + v[k].len);
-		if (from < to)
-			r = chunk_read(fs, &v[k], from - v[k].off, dst + (from - off),
-				       (size_t)(to - from));
-	}
+	r = read_extents(fs, v, n, dst, len, off);
 	if (r >= 0)
 		prefetch_after(fs, v, n, off, len);
 	return r < 0 ? r : (ssize_t)len;
