@@ -649,6 +649,8 @@ int fs_open(struct store *s, const struct fs_options *o, struct fs **ret)
 	pthread_mutex_init(&fs->ops_mu, NULL);
 	pthread_mutex_init(&fs->tab_mu, NULL);
 	pthread_mutex_init(&fs->cache_mu, NULL);
+	pthread_cond_init(&fs->cache_cond, NULL);
+	pthread_cond_init(&fs->prefetch_cond, NULL);
 	pthread_mutex_init(&fs->spare_mu, NULL);
 	pthread_mutex_init(&fs->ckpt_mu, NULL);
 	pthread_condattr_t ca;
@@ -704,6 +706,14 @@ int fs_open(struct store *s, const struct fs_options *o, struct fs **ret)
 		goto fail;
 	}
 	fs->checkpointer_running = true;
+	/* Decoding ahead of a streaming reader pays with a core to spare for it. */
+	unsigned nprefetch = MIN(fs->opt.flush_threads, PREFETCH_THREADS);
+	for (; fs->n_prefetchers < nprefetch; fs->n_prefetchers++)
+		if (pthread_create(&fs->prefetchers[fs->n_prefetchers], NULL, fs_prefetch_thread,
+				   fs)) {
+			r = -EAGAIN;
+			goto fail;
+		}
 	*ret = fs;
 	return 0;
 fail:
@@ -723,6 +733,14 @@ static void stop_threads(struct fs *fs)
 		pthread_join(fs->checkpointer, NULL);
 	fs->n_flushers = 0;
 	fs->checkpointer_running = false;
+	pthread_mutex_lock(&fs->cache_mu);
+	fs->prefetch_stop = true;
+	unsigned n = fs->n_prefetchers;
+	fs->n_prefetchers = 0; /* nothing more is queued */
+	pthread_cond_broadcast(&fs->prefetch_cond);
+	pthread_mutex_unlock(&fs->cache_mu);
+	for (unsigned k = 0; k < n; k++)
+		pthread_join(fs->prefetchers[k], NULL);
 }
 
 int fs_close(struct fs *fs)
@@ -759,6 +777,8 @@ int fs_close(struct fs *fs)
 	pthread_mutex_destroy(&fs->ops_mu);
 	pthread_mutex_destroy(&fs->tab_mu);
 	pthread_mutex_destroy(&fs->cache_mu);
+	pthread_cond_destroy(&fs->cache_cond);
+	pthread_cond_destroy(&fs->prefetch_cond);
 	pthread_mutex_destroy(&fs->spare_mu);
 	pthread_mutex_destroy(&fs->ckpt_mu);
 	pthread_cond_destroy(&fs->tab_cond);

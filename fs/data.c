@@ -16,15 +16,29 @@
  *
  * Holes stay holes: chunking runs over contiguous covered bytes (dirty or stored) only.
  */
+#include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 
 #include "fs_internal.h"
 
+/*
+ * The chunk cache: decoded chunks by blob id, most recently used first. An entry that is not
+ * ready is a placeholder: one thread is decoding that chunk, and others that want it wait for
+ * it (cache_cond) instead of decoding it a second time. Ids name content, so an entry can
+ * never hold the wrong bytes for a file: which ids a read needs is decided under the file's
+ * lock, by the caller.
+ *
+ * Prefetch: a streaming read (the kernel's read-ahead sends 128 KiB-1 MiB requests) queues
+ * the chunks that follow it, and prefetch threads decode them meanwhile. Reading is bound by
+ * decoding (BLAKE2b, XChaCha20, lz4: ~3 ms per MiB on one core), and a file's reads come one
+ * after the other, so without this only one core ever decodes.
+ */
 struct blob_cache_entry {
 	struct blob_id id;
 	struct buf data;
+	bool ready;
 	struct blob_cache_entry *next;
 };
 
@@ -33,6 +47,7 @@ void fs_blob_cache_clear(struct fs *fs)
 	pthread_mutex_lock(&fs->cache_mu);
 	while (fs->cache_head) {
 		struct blob_cache_entry *e = fs->cache_head;
+		assert(e->ready); /* the prefetch threads are stopped, readers gone */
 		fs->cache_head = e->next;
 		buf_release(&e->data);
 		free(e);
@@ -42,27 +57,31 @@ void fs_blob_cache_clear(struct fs *fs)
 	pthread_mutex_unlock(&fs->cache_mu);
 }
 
-/* Copy n bytes at off of a chunk into dst, through a small LRU of decoded chunks: reads
- * come in 128 KiB-1 MiB pieces and a chunk is ~1 MiB, so each is decoded once, not 8 times. */
-static int chunk_read(struct fs *fs, const struct meta_extent *e, uint64_t off, void *dst, size_t n)
+/* cache_mu held. */
+static struct blob_cache_entry **cache_find(struct fs *fs, const struct blob_id *id)
 {
-	pthread_mutex_lock(&fs->cache_mu);
-	for (struct blob_cache_entry **pp = &fs->cache_head; *pp; pp = &(*pp)->next) {
-		struct blob_cache_entry *c = *pp;
-		if (memcmp(c->id.b, e->blob.b, BLOB_ID_SIZE))
-			continue;
-		memcpy(dst, c->data.data + off, n);
-		*pp = c->next; /* move to the front */
-		c->next = fs->cache_head;
-		fs->cache_head = c;
-		pthread_mutex_unlock(&fs->cache_mu);
-		return 0;
-	}
-	pthread_mutex_unlock(&fs->cache_mu);
+	struct blob_cache_entry **pp = &fs->cache_head;
+	while (*pp && memcmp((*pp)->id.b, id->b, BLOB_ID_SIZE))
+		pp = &(*pp)->next;
+	return *pp ? pp : NULL;
+}
 
+/* cache_mu held: a placeholder for id at the front, or NULL. */
+static struct blob_cache_entry *cache_claim(struct fs *fs, const struct blob_id *id)
+{
 	struct blob_cache_entry *c = calloc(1, sizeof(*c));
 	if (!c)
-		return -ENOMEM;
+		return NULL;
+	c->id = *id;
+	c->next = fs->cache_head;
+	fs->cache_head = c;
+	fs->cache_entries++;
+	return c;
+}
+
+/* Decode e's chunk into the placeholder c; cache_mu not held. */
+static int cache_load(struct fs *fs, struct blob_cache_entry *c, const struct meta_extent *e)
+{
 	int r = store_get(fs->store, BLOB_DATA, &e->blob, &c->data);
 	if (r >= 0 && c->data.len != e->len) {
 		char hex[BLOB_ID_HEX_SIZE];
@@ -70,35 +89,178 @@ static int chunk_read(struct fs *fs, const struct meta_extent *e, uint64_t off, 
 		r = log_error_errno(-EBADMSG, "chunk %s: %zu bytes where the file expects %" PRIu32,
 				    hex, c->data.len, e->len);
 	}
+	return r;
+}
+
+/* cache_mu held: the load of c ended with r. A failed placeholder goes (a reader that wants
+ * it decodes it itself, and reports the error); a loaded one stays, and the least recently
+ * used ready entries other than c go while the cache is over its bounds. The entry count is
+ * bounded too: lookups walk the list, and small files make many small entries. */
+static void cache_settle(struct fs *fs, struct blob_cache_entry *c, int r)
+{
 	if (r < 0) {
+		struct blob_cache_entry **pp = &fs->cache_head;
+		while (*pp != c)
+			pp = &(*pp)->next;
+		*pp = c->next;
+		fs->cache_entries--;
 		buf_release(&c->data);
 		free(c);
-		return r;
+		pthread_cond_broadcast(&fs->cache_cond);
+		return;
 	}
-	memcpy(dst, c->data.data + off, n);
-	c->id = e->blob;
-	pthread_mutex_lock(&fs->cache_mu);
-	c->next = fs->cache_head;
-	fs->cache_head = c;
+	c->ready = true;
 	fs->cache_bytes += c->data.len;
-	fs->cache_entries++;
-	/* Evict from the tail, keeping at least the entry just added. The entry count is
-	 * bounded too: lookups walk the list, and small files make many small entries. */
-	while ((fs->cache_bytes > fs->opt.read_cache_bytes ||
-		fs->cache_entries > BLOB_CACHE_MAX_ENTRIES) &&
-	       fs->cache_head->next) {
-		struct blob_cache_entry **pp = &fs->cache_head;
-		while ((*pp)->next)
-			pp = &(*pp)->next;
-		struct blob_cache_entry *dead = *pp;
-		*pp = NULL;
+	pthread_cond_broadcast(&fs->cache_cond);
+	while (fs->cache_bytes > fs->opt.read_cache_bytes ||
+	       fs->cache_entries > BLOB_CACHE_MAX_ENTRIES) {
+		struct blob_cache_entry **victim = NULL;
+		for (struct blob_cache_entry **pp = &fs->cache_head; *pp; pp = &(*pp)->next)
+			if ((*pp)->ready && *pp != c)
+				victim = pp;
+		if (!victim)
+			break;
+		struct blob_cache_entry *dead = *victim;
+		*victim = dead->next;
 		fs->cache_bytes -= dead->data.len;
 		fs->cache_entries--;
 		buf_release(&dead->data);
 		free(dead);
 	}
+}
+
+/* Copy n bytes at off of a chunk into dst, through the cache: reads come in 128 KiB-1 MiB
+ * pieces and a chunk is ~1 MiB, so each is decoded once, not 8 times. */
+static int chunk_read(struct fs *fs, const struct meta_extent *e, uint64_t off, void *dst, size_t n)
+{
+	struct blob_cache_entry **pp, *c;
+	pthread_mutex_lock(&fs->cache_mu);
+	while ((pp = cache_find(fs, &e->blob)) && !(*pp)->ready)
+		pthread_cond_wait(&fs->cache_cond, &fs->cache_mu);
+	if (pp) {
+		c = *pp;
+		memcpy(dst, c->data.data + off, n);
+		*pp = c->next; /* move to the front */
+		c->next = fs->cache_head;
+		fs->cache_head = c;
+		pthread_mutex_unlock(&fs->cache_mu);
+		return 0;
+	}
+	c = cache_claim(fs, &e->blob);
 	pthread_mutex_unlock(&fs->cache_mu);
-	return 0;
+	if (!c)
+		return -ENOMEM;
+	int r = cache_load(fs, c, e);
+	pthread_mutex_lock(&fs->cache_mu);
+	if (r >= 0)
+		memcpy(dst, c->data.data + off, n);
+	cache_settle(fs, c, r);
+	pthread_mutex_unlock(&fs->cache_mu);
+	return r;
+}
+
+/* Queue a job for the prefetch threads unless its chunk is cached, it is queued, or the
+ * queue is full. cache_mu held. */
+static void prefetch_locked(struct fs *fs, const struct prefetch_job *j)
+{
+	bool skip = fs->n_prefetchers == 0 || fs->prefetch_n == PREFETCH_QUEUE ||
+		    (!j->ino && cache_find(fs, &j->e.blob));
+	for (unsigned k = 0; !skip && k < fs->prefetch_n; k++) {
+		const struct prefetch_job *q = &fs->prefetch_q[k];
+		skip = j->ino ? q->ino == j->ino
+			      : !q->ino && !memcmp(q->e.blob.b, j->e.blob.b, BLOB_ID_SIZE);
+	}
+	if (!skip) {
+		fs->prefetch_q[fs->prefetch_n++] = *j;
+		pthread_cond_signal(&fs->prefetch_cond);
+	}
+}
+
+static void prefetch(struct fs *fs, const struct meta_extent *e)
+{
+	struct prefetch_job j = {.e = *e};
+	pthread_mutex_lock(&fs->cache_mu);
+	prefetch_locked(fs, &j);
+	pthread_mutex_unlock(&fs->cache_mu);
+}
+
+/*
+ * A file of the working tree is being read from its start: queue the first chunks of the
+ * files numbered after it. Inode numbers are given in creation order, and the working tree
+ * is mostly written by rsync or cp, which create a tree in the order that tar, cp and rsync
+ * read it back; so these are most likely the files read next, and the decoding of each can
+ * overlap the round trips that open, stat and close the one before. Each inode is queued
+ * once per run of reads in that order.
+ */
+static void prefetch_next_files(struct fs *fs, uint64_t ino)
+{
+	pthread_mutex_lock(&fs->cache_mu);
+	if (fs->prefetch_ino_hi < ino || fs->prefetch_ino_hi > ino + PREFETCH_FILES)
+		fs->prefetch_ino_hi = ino;
+	for (uint64_t k = fs->prefetch_ino_hi + 1; k <= ino + PREFETCH_FILES; k++) {
+		struct prefetch_job j = {.ino = k};
+		prefetch_locked(fs, &j);
+	}
+	fs->prefetch_ino_hi = ino + PREFETCH_FILES;
+	pthread_mutex_unlock(&fs->cache_mu);
+}
+
+static int first_extent(const struct meta_extent *e, void *ud)
+{
+	*(struct meta_extent *)ud = *e;
+	return 1;
+}
+
+/* After a read of [off, off+len): prefetch the chunks that follow it, if it streams. v holds
+ * extents in order, those past the read included. */
+static void prefetch_after(struct fs *fs, const struct meta_extent *v, size_t n, uint64_t off,
+			   size_t len)
+{
+	if (len < PREFETCH_MIN_READ)
+		return;
+	unsigned queued = 0;
+	for (size_t k = 0; k < n && queued < PREFETCH_AHEAD; k++)
+		if (v[k].off >= off + len) {
+			prefetch(fs, &v[k]);
+			queued++;
+		}
+}
+
+void *fs_prefetch_thread(void *arg)
+{
+	struct fs *fs = arg;
+	pthread_mutex_lock(&fs->cache_mu);
+	while (!fs->prefetch_stop) {
+		if (fs->prefetch_n == 0) {
+			pthread_cond_wait(&fs->prefetch_cond, &fs->cache_mu);
+			continue;
+		}
+		/* Oldest first: the reader will want it soonest. */
+		struct prefetch_job j = fs->prefetch_q[0];
+		memmove(fs->prefetch_q, fs->prefetch_q + 1,
+			--fs->prefetch_n * sizeof(fs->prefetch_q[0]));
+		if (j.ino) {
+			/* Without the file's lock: a stale extent only warms the cache in vain. */
+			pthread_mutex_unlock(&fs->cache_mu);
+			j.e.len = 0;
+			int r = meta_extents(fs->meta, j.ino, 0, 1, first_extent, &j.e);
+			pthread_mutex_lock(&fs->cache_mu);
+			if (r < 0 || j.e.len == 0 || j.e.off != 0)
+				continue; /* no such file, not a file, empty, or a hole first */
+		}
+		struct meta_extent e = j.e;
+		if (cache_find(fs, &e.blob))
+			continue;
+		struct blob_cache_entry *c = cache_claim(fs, &e.blob);
+		if (!c)
+			continue;
+		pthread_mutex_unlock(&fs->cache_mu);
+		int r = cache_load(fs, c, &e);
+		pthread_mutex_lock(&fs->cache_mu);
+		cache_settle(fs, c, r);
+	}
+	pthread_mutex_unlock(&fs->cache_mu);
+	return NULL;
 }
 
 struct extent_list {
@@ -281,8 +443,33 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Fill dst with [off, off+len) of the file made of extents v: their bytes, zeros between
+ * them (holes). Only the holes are zeroed, not all of dst first: that was a second pass over
+ * every byte read. Correct in any order of v: [off, done) holds either extent bytes or
+ * zeros. */
+static int read_extents(struct fs *fs, const struct meta_extent *v, size_t n, uint8_t *dst,
+			size_t len, uint64_t off)
+{
+	uint64_t done = off;
+	for (size_t k = 0; k < n; k++) {
+		uint64_t from = MAX(off, v[k].off), to = MIN(off + len, v[k].off + v[k].len);
+		if (from >= to)
+			continue;
+		if (from > done)
+			memset(dst + (done - off), 0, (size_t)(from - done));
+		int r = chunk_read(fs, &v[k], from - v[k].off, dst + (from - off),
+				   (size_t)(to - from));
+		if (r < 0)
+			return r;
+		done = MAX(done, to);
+	}
+	if (done < off + len)
+		memset(dst + (done - off), 0, (size_t)(off + len - done));
+	return 0;
+}
+
 ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, uint64_t off,
-		     uint64_t size)
+		     uint64_t size, bool reader)
 {
 	struct extent_list el = {0};
 	struct range_list rl = {0};
@@ -292,16 +479,13 @@ ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, u
 	if (off >= size)
 		return 0;
 	len = (size_t)MIN((uint64_t)len, size - off);
-	memset(buf, 0, len);
-	/* Collect first: meta holds its lock while iterating, and chunk reads may be slow. */
-	r = meta_extents(fs->meta, i->ino, off, len, collect_extent, &el);
-	for (size_t k = 0; r >= 0 && k < el.n; k++) {
-		const struct meta_extent *e = &el.v[k];
-		uint64_t from = MAX(off, e->off), to = MIN(off + len, e->off + e->len);
-		if (from < to)
-			r = chunk_read(fs, e, from - e->off, dst + (from - off),
-				       (size_t)(to - from));
-	}
+	/* Collect first: meta holds its lock while iterating, and chunk reads may be slow. A
+	 * streaming read asks for the extents that follow it too, to prefetch them. */
+	bool ahead = reader && len >= PREFETCH_MIN_READ;
+	r = meta_extents(fs->meta, i->ino, off, ahead ? len + PREFETCH_BYTES : len, collect_extent,
+			 &el);
+	if (r >= 0)
+		r = read_extents(fs, el.v, el.n, dst, len, off);
 	if (r >= 0 && i->dirty)
 		r = meta_dirty_ranges(fs->meta, i->ino, collect_range, &rl);
 	for (size_t k = 0; r >= 0 && k < rl.n; k++) {
@@ -313,6 +497,10 @@ ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, u
 		if (r >= 0)
 			r = pread_all(i->staging_fd, dst + (from - off), (size_t)(to - from), from);
 	}
+	if (r >= 0 && ahead)
+		prefetch_after(fs, el.v, el.n, off, len);
+	if (r >= 0 && reader && off == 0)
+		prefetch_next_files(fs, i->ino);
 	free(el.v);
 	free(rl.v);
 	return r < 0 ? r : (ssize_t)len;
@@ -326,13 +514,9 @@ ssize_t fs_data_read_extents(struct fs *fs, const struct meta_extent *v, size_t 
 	if (off >= size)
 		return 0;
 	len = (size_t)MIN((uint64_t)len, size - off);
-	memset(buf, 0, len);
-	for (size_t k = 0; r >= 0 && k < n; k++) {
-		uint64_t from = MAX(off, v[k].off), to = MIN(off + len, v[k].off + v[k].len);
-		if (from < to)
-			r = chunk_read(fs, &v[k], from - v[k].off, dst + (from - off),
-				       (size_t)(to - from));
-	}
+	r = read_extents(fs, v, n, dst, len, off);
+	if (r >= 0)
+		prefetch_after(fs, v, n, off, len);
 	return r < 0 ? r : (ssize_t)len;
 }
 
@@ -389,7 +573,7 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint6
 		cut = el.v[0].off;
 		r = tmp ? 0 : -ENOMEM;
 		if (r >= 0) {
-			ssize_t n = fs_data_read(fs, i, tmp, keep, cut, old_size);
+			ssize_t n = fs_data_read(fs, i, tmp, keep, cut, old_size, false);
 			r = n < 0 ? (int)n : 0;
 		}
 		if (r >= 0)
@@ -506,8 +690,8 @@ static int flush_region(struct flush_ctx *c, uint64_t start, uint64_t last_dirty
 		uint64_t load = pos + c->have;
 		size_t want = (size_t)MIN((uint64_t)(c->cap - c->have), run_end - load);
 		if (want) {
-			ssize_t n =
-				fs_data_read(c->fs, c->i, c->buf + c->have, want, load, c->size);
+			ssize_t n = fs_data_read(c->fs, c->i, c->buf + c->have, want, load, c->size,
+						 false);
 			if (n < 0) {
 				r = (int)n;
 				break;

@@ -24,6 +24,17 @@
 #define FS_INODE_BUCKETS 4096
 /* Decoded chunks kept in memory at most (a list walked on each read). */
 #define BLOB_CACHE_MAX_ENTRIES 64
+/* Prefetch (data.c): reads at least this large stream (the kernel's read-ahead); the chunks
+ * starting within PREFETCH_BYTES after one, PREFETCH_AHEAD at most, are decoded ahead by
+ * up to PREFETCH_THREADS threads from a queue of PREFETCH_QUEUE chunks. */
+#define PREFETCH_MIN_READ (128u * 1024)
+#define PREFETCH_BYTES (4u * 1024 * 1024)
+#define PREFETCH_AHEAD 2
+#define PREFETCH_THREADS 4
+#define PREFETCH_QUEUE 16
+/* A read from the start of a working-tree file also prefetches the first chunks of the next
+ * PREFETCH_FILES files by inode number (data.c, prefetch_next_files). */
+#define PREFETCH_FILES 4
 
 /* In-memory state of a working-tree inode the kernel knows or that has staged data. */
 struct fs_inode {
@@ -80,9 +91,21 @@ struct fs {
 	uint64_t spare_seq;
 
 	pthread_mutex_t cache_mu;
+	pthread_cond_t cache_cond;	     /* a chunk's load ended */
 	struct blob_cache_entry *cache_head; /* most recent first */
-	uint64_t cache_bytes;
+	uint64_t cache_bytes;		     /* of ready entries */
 	unsigned cache_entries;
+	/* Chunks to decode ahead of the reader, oldest first (under cache_mu). */
+	struct prefetch_job {
+		uint64_t ino; /* nonzero: the first chunk of this working-tree file */
+		struct meta_extent e;
+	} prefetch_q[PREFETCH_QUEUE];
+	unsigned prefetch_n;
+	uint64_t prefetch_ino_hi; /* files up to this one are queued (prefetch_next_files) */
+	pthread_cond_t prefetch_cond;
+	pthread_t prefetchers[PREFETCH_THREADS];
+	unsigned n_prefetchers;
+	bool prefetch_stop;
 
 	pthread_t *flushers;
 	unsigned n_flushers;
@@ -119,8 +142,9 @@ void fs_flush_later(struct fs *fs, struct fs_inode *i);
 
 /* Data (data.c). */
 int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len, uint64_t off);
+/* reader: a read for a user (not a flush), which may start prefetching what follows it. */
 ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, uint64_t off,
-		     uint64_t size);
+		     uint64_t size, bool reader);
 /* Change the size: drop extents and staged bytes past it, keep the prefix of a chunk cut
  * in two. Caller holds i->mu and updates the inode's size itself. */
 int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint64_t new_size);
@@ -130,6 +154,9 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i);
 void fs_data_discard(struct fs *fs, struct fs_inode *i);
 int fs_data_fsync(struct fs *fs, struct fs_inode *i, bool datasync);
 void fs_blob_cache_clear(struct fs *fs);
+/* A prefetch thread (arg: the fs): decodes queued chunks into the cache until
+ * prefetch_stop. */
+void *fs_prefetch_thread(void *arg);
 /* Record an existing empty spare staging file (at mount). -ENOSPC: enough are kept. */
 int fs_staging_spare_add(struct fs *fs, uint64_t seq);
 

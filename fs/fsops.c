@@ -765,19 +765,17 @@ ssize_t fsops_read(struct fs *fs, uint64_t node, void *buf, size_t len, uint64_t
 	if (snap_is_node(node))
 		return snap_read(fs, node, buf, len, off);
 	int r = tree_ino(node, &ino);
-	if (r >= 0)
-		r = meta_inode_get(fs->meta, ino, &mi);
 	if (r < 0)
 		return r;
-	if (S_ISDIR(mi.mode))
-		return -EISDIR;
 	struct fs_inode *i = fs_inode_get(fs, ino);
 	if (!i)
 		return -ENOMEM;
 	pthread_mutex_lock(&i->mu);
-	/* The size may have changed while we waited for the lock. */
+	/* Under the lock: the size may change while we wait for it. */
 	r = meta_inode_get(fs->meta, ino, &mi);
-	ssize_t n = r < 0 ? r : fs_data_read(fs, i, buf, len, off, mi.size);
+	if (r >= 0 && S_ISDIR(mi.mode))
+		r = -EISDIR;
+	ssize_t n = r < 0 ? r : fs_data_read(fs, i, buf, len, off, mi.size, true);
 	pthread_mutex_unlock(&i->mu);
 	fs_inode_put(fs, i);
 	return n;

@@ -6,6 +6,7 @@
  */
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/xattr.h>
 
@@ -15,6 +16,16 @@
 /* Everything in current/ changes only through this mount, so the kernel may cache long. */
 #define ENTRY_TIMEOUT 60.0
 #define ATTR_TIMEOUT 60.0
+
+/* The kernel opens and releases directories itself (FUSE_CAP_NO_OPENDIR_SUPPORT): set once
+ * by op_init, before any other request. */
+static atomic_bool kernel_opendir;
+static struct fuse_session *session;
+
+void cairn_fuse_ops_set_session(struct fuse_session *se)
+{
+	session = se;
+}
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -62,6 +73,24 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * default ACL replaces it (fsops_mknod). */
 	if (conn->capable & FUSE_CAP_DONT_MASK)
 		conn->want |= FUSE_CAP_DONT_MASK;
+	/* Each request is a round trip between two processes, often two CPUs (~20-100 us
+	 * here); a tar or rsync of small files spends most of its time in them. So: */
+	/* readdirplus for every batch of a directory, not only the first ("auto"), so that the
+	 * names of a large directory come with their attributes too, and the lookup (rsync,
+	 * tar) or lookup + getattr (rsync's lstat) of each does not follow; */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* symlink targets in the page cache: a symlink never changes (a new target is a new
+	 * inode), so readlink need not ask again; */
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/* no opendir/releasedir: readdir checks the directory itself (fsops_readdir). The
+	 * kernel then caches listings, valid until a change of the directory through the
+	 * kernel: right for current/ and the snapshots, whose directories change only that
+	 * way or never; the root's listing is dropped by op_setxattr. */
+	/* No flush on close: there is no .flush handler, so the kernel stops sending them after
+	 * the first ENOSYS, and still writes back its dirty pages before close returns. */
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
+		atomic_store(&kernel_opendir, true);
 	/* O_TRUNC must reach us as a setattr, so truncation has one code path. */
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->max_write = 1u << 20;
@@ -262,11 +291,6 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, (size_t)n);
 }
 
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, 0);
-}
-
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	int r = fsops_fsync(fs_of(req), ino, datasync);
@@ -277,6 +301,10 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (atomic_load(&kernel_opendir)) {
+		fuse_reply_err(req, ENOSYS); /* "open them yourself from now on" */
+		return;
+	}
 	struct stat st;
 	int r = fsops_getattr(fs_of(req), ino, &st);
 	if (r >= 0 && !S_ISDIR(st.st_mode))
@@ -377,7 +405,14 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	fuse_reply_err(req, -fsops_setxattr(fs_of(req), ino, name, value, size, flags));
+	int r = fsops_setxattr(fs_of(req), ino, name, value, size, flags);
+	/* The mount root's attributes are the snapshot commands (fsops_setxattr): the kernel
+	 * caches the root's listing (no opendir, see op_init) and attributes, so it must drop
+	 * them before the command returns; whatever the outcome, a commit may have landed.
+	 * Safe here: it waits for no lock that this setxattr holds in the kernel. */
+	if (ino == FUSE_ROOT_ID && session)
+		fuse_lowlevel_notify_inval_inode(session, FUSE_ROOT_ID, 0, 0);
+	fuse_reply_err(req, -r);
 }
 
 static void reply_sized(fuse_req_t req, ssize_t n, const char *buf, size_t size)
@@ -441,7 +476,6 @@ const struct fuse_lowlevel_ops cairn_fuse_ops = {
 	.create = op_create,
 	.read = op_read,
 	.write = op_write,
-	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
 	.opendir = op_opendir,

@@ -112,6 +112,7 @@ int fs_serve(struct store *s, const struct fs_mount_options *o)
 		r = log_error_errno(-EIO, "could not create the FUSE session");
 		goto out_fs;
 	}
+	cairn_fuse_ops_set_session(se);
 	if (fuse_set_signal_handlers(se) != 0) {
 		r = -EIO;
 		goto out_session;
