@@ -247,6 +247,24 @@ static uint64_t root_prefix(const struct blob_id *root)
  * seq and root it is about to write, so that after a crash the next mount can tell its own
  * commit from another writer's (open_meta).
  */
+/* Show the snapshot list of commit c, and have the root's names that changed meaning
+ * waited out (fsops.h). */
+static void take_list(struct fs *fs, const struct commit *c)
+{
+	_cleanup_buf_ struct buf stale = {0};
+	int r = snaps_update(fs->snaps, c, &stale);
+	if (r < 0) {
+		log_error("commit %" PRIu64 ": showing its snapshots: %s", c->seq, strerror(-r));
+		return;
+	}
+	if (stale.len) {
+		/* Wait out the replies that may still name the old list. */
+		pthread_rwlock_wrlock(&fs->root_names_lock);
+		fs->root_names_changed = now_ns();
+		pthread_rwlock_unlock(&fs->root_names_lock);
+	}
+}
+
 static int commit_tree(struct fs *fs,
 		       int (*edit)(struct commit *c, const struct blob_id *root, void *ud),
 		       void *ud)
@@ -284,6 +302,9 @@ static int commit_tree(struct fs *fs,
 		r = store_head(fs->store, &c);
 	if (r < 0)
 		goto out;
+	/* An edit whose commit reported an error but landed (store_settle found it). */
+	if (c.seq != snaps_seq(fs->snaps))
+		take_list(fs, &c);
 	if (!edit && c.has_root && !memcmp(c.root.b, root.b, BLOB_ID_SIZE)) {
 		commit_release(&c);
 		goto out; /* nothing changed, or changed and changed back */
@@ -302,20 +323,18 @@ static int commit_tree(struct fs *fs,
 		r = fs_sync(fs); /* the trees, then the note above */
 	if (r >= 0)
 		r = store_commit(fs->store, &c);
-	if (r >= 0)
-		r = meta_set_u64(fs->meta, "base-commit", c.seq);
-	if (r >= 0 && edit) {
-		_cleanup_buf_ struct buf stale = {0};
-		r = snaps_update(fs->snaps, &c, &stale);
-		if (r >= 0 && stale.len) {
-			/* Wait out the replies that may still name the old list. */
-			pthread_rwlock_wrlock(&fs->root_names_lock);
-			fs->root_names_changed = now_ns();
-			pthread_rwlock_unlock(&fs->root_names_lock);
-		}
-	}
 	if (r >= 0) {
-		r = fs_sync(fs);
+		/* Landed: the edit is made, whatever fails below (the next mount finds this
+		 * commit through pending-commit), and the list shown must be its list (its
+		 * working tree too: unique bytes are counted against it). */
+		take_list(fs, &c);
+		int k = meta_set_u64(fs->meta, "base-commit", c.seq);
+		if (k >= 0)
+			k = fs_sync(fs);
+		if (k < 0)
+			log_warning("commit %" PRIu64 " is stored, but noting it in the local "
+				    "cache failed: %s",
+				    c.seq, strerror(-k));
 		char hex[BLOB_ID_HEX_SIZE];
 		blob_id_hex(&root, hex);
 		log_info("checkpoint: commit %" PRIu64 ", working tree %.16s", c.seq, hex);
@@ -551,6 +570,11 @@ static void clean_staging(struct fs *fs)
 		closedir(d);
 }
 
+static int mkdir_if_missing(const char *p)
+{
+	return mkdir(p, 0700) < 0 && errno != EEXIST ? -errno : 0;
+}
+
 /* Open meta.db, or rebuild it from the latest commit when missing or stale. */
 static int open_meta(struct fs *fs, const char *path)
 {
@@ -592,6 +616,15 @@ static int open_meta(struct fs *fs, const char *path)
 			snprintf(stale, sizeof(stale), "%s.stale", path);
 			if (rename(path, stale) < 0)
 				r = -errno;
+			/* Its staged data goes aside with it, never deleted: what a killed daemon
+			 * or a failed last checkpoint left there was accepted from a writer. */
+			snprintf(stale, sizeof(stale), "%s.stale.%" PRIu64, fs->staging_dir,
+				 head.seq);
+			if (r >= 0 && rename(fs->staging_dir, stale) == 0) {
+				log_warning("staged data of the old working tree kept in %s",
+					    stale);
+				r = mkdir_if_missing(fs->staging_dir);
+			}
 			existed = false;
 			if (r >= 0)
 				r = meta_open(path, cf->id, &fs->meta);
@@ -609,11 +642,6 @@ static int open_meta(struct fs *fs, const char *path)
 	}
 	commit_release(&head);
 	return r;
-}
-
-static int mkdir_if_missing(const char *p)
-{
-	return mkdir(p, 0700) < 0 && errno != EEXIST ? -errno : 0;
 }
 
 int fs_open(struct store *s, const struct fs_options *o, struct fs **ret)

@@ -139,6 +139,12 @@ static int chunk_read(struct fs *fs, const struct meta_extent *e, uint64_t off, 
 		pthread_cond_wait(&fs->cache_cond, &fs->cache_mu);
 	if (pp) {
 		c = *pp;
+		if (off + n > c->data.len) { /* cannot happen: ids name content */
+			pthread_mutex_unlock(&fs->cache_mu);
+			return log_error_errno(
+				-EIO, "chunk cache: %zu bytes at %" PRIu64 " past a chunk of %zu",
+				n, off, c->data.len);
+		}
 		memcpy(dst, c->data.data + off, n);
 		*pp = c->next; /* move to the front */
 		c->next = fs->cache_head;

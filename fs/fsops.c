@@ -1012,6 +1012,9 @@ int fsops_setxattr(struct fs *fs, uint64_t node, const char *name, const void *v
 	int r = xattr_ino(fs, node, &ino);
 	if (r < 0)
 		return r;
+	/* Reserved: the daemon answers user.cairn.id in snapshots (snap.c). */
+	if (!strncmp(name, "user.cairn.", 11))
+		return -EPERM;
 	if (strlen(name) > 255)
 		return -ERANGE;
 	if (len > 65536)

@@ -282,6 +282,14 @@ int snaps_usage(struct snaps *sn, size_t first, size_t max, struct buf *ret)
 	return r;
 }
 
+uint64_t snaps_seq(struct snaps *sn)
+{
+	pthread_mutex_lock(&sn->mu);
+	uint64_t seq = sn->seq;
+	pthread_mutex_unlock(&sn->mu);
+	return seq;
+}
+
 size_t snaps_count(struct snaps *sn)
 {
 	pthread_mutex_lock(&sn->mu);
@@ -657,7 +665,7 @@ int snaps_readdir(struct snaps *sn, uint64_t node, uint64_t cookie,
 	if (r == 0 && cookie < 2)
 		r = fn(2, "..", &fe, ud);
 	struct blob_id tid = r == 0 ? d.subtree : (struct blob_id){{0}};
-	struct slot *sl = &sn->slots[d.slot];
+	struct slot *sl = r == 0 ? &sn->slots[d.slot] : NULL;
 	for (size_t k = cookie > 2 ? cookie - 2 : 0; r == 0 && k < t->n_entries; k++) {
 		const struct tree_entry *e = &t->entries[k];
 		if (e->inode.ino > SNAP_INO_MAX) {
@@ -721,8 +729,8 @@ int snaps_extents(struct snaps *sn, uint64_t node, uint64_t *ret_size, struct me
 }
 
 /* The hidden attribute user.cairn.id (not listed): a directory's tree id, else the digest of
- * the entry's content and attributes (cairn diff prunes and compares with it). An attribute
- * of that name the tree holds wins: the user's data is never shadowed. */
+ * the entry's content and attributes (cairn diff prunes and compares with it). The name is
+ * reserved (fsops_setxattr refuses user.cairn.* in current/), so no tree holds it. */
 static ssize_t id_xattr(const struct resolved *d, void *buf, size_t size)
 {
 	uint8_t digest[TREEDIFF_DIGEST_SIZE];
@@ -748,7 +756,7 @@ ssize_t snaps_getxattr(struct snaps *sn, uint64_t node, const char *name, void *
 		r = -ENODATA;
 		if (!strcmp(name, TREEDIFF_ID_XATTR))
 			r = id_xattr(&d, buf, size);
-		for (size_t k = 0; k < d.e->n_xattrs; k++) {
+		for (size_t k = 0; r == -ENODATA && k < d.e->n_xattrs; k++) {
 			const struct tree_xattr *x = &d.e->xattrs[k];
 			if (strcmp(x->name, name))
 				continue;

@@ -49,6 +49,8 @@ int snaps_update(struct snaps *sn, const struct commit *c, struct buf *stale);
 /* The mount root's part. Snapshots are listed in commit order, which is slot order (a new
  * snapshot gets a new slot, a renamed one keeps its own). */
 size_t snaps_count(struct snaps *sn);
+/* The seq of the commit the list is from. */
+uint64_t snaps_seq(struct snaps *sn);
 /* Append "seq N\n" (the commit the list is from), then one line per snapshot k, first <= k <
  * first + max, in order: name TAB time (ns since the epoch) TAB host. */
 int snaps_list(struct snaps *sn, size_t first, size_t max, struct buf *ret);

@@ -8,6 +8,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <sys/xattr.h>
 #include <sys/stat.h>
 
 #include "rotate.h"
@@ -62,6 +63,13 @@ static bool name_ok(const char *name)
 	return false;
 }
 
+/* The daemon's id of a snapshot's top directory, or "" (current/, or gone). */
+static void top_id(const char *path, char out[80])
+{
+	ssize_t n = getxattr(path, TREEDIFF_ID_XATTR, out, 79);
+	out[n > 0 ? n : 0] = 0;
+}
+
 /* Through the mount: the two directories, with the daemon's ids where it gives them. */
 static int diff_mounted(const char *mnt, const char *a, const char *b, struct printer *p)
 {
@@ -83,6 +91,11 @@ static int diff_mounted(const char *mnt, const char *a, const char *b, struct pr
 			return -ENOENT;
 		}
 	}
+	/* The walk goes by path: a rotation meanwhile would switch snapshots under it. Each
+	 * top's id (its tree) before and after tells; the same tree under a name is harmless. */
+	char before[2][80] = {"", ""}, after[2][80] = {"", ""};
+	for (int k = 0; k < 2; k++)
+		top_id(paths[k], before[k]);
 	if ((r = treediff_dir_source_init(&sa, pa)) < 0)
 		return r;
 	if ((r = treediff_dir_source_init(&sb, pb)) >= 0) {
@@ -90,6 +103,14 @@ static int diff_mounted(const char *mnt, const char *a, const char *b, struct pr
 		treediff_dir_source_release(&sb);
 	}
 	treediff_dir_source_release(&sa);
+	for (int k = 0; r >= 0 && k < 2; k++)
+		if (top_id(paths[k], after[k]), strcmp(before[k], after[k])) {
+			fprintf(stderr,
+				"cairn diff: %s: '%s' became another snapshot during the diff (a "
+				"rotation?): the output above is not reliable; run it again\n",
+				mnt, names[k]);
+			r = -ESTALE;
+		}
 	return r;
 }
 

@@ -365,12 +365,14 @@ int cmd_list(int argc, char **argv)
 			break;
 		u = calloc(c.n_snaps + 1, sizeof(*u));
 		r = u ? snapshots_usage(&t, &c, u) : -ENOMEM;
-		if (r < 0 && r != -ESTALE)
-			fprintf(stderr, "cairn list: %s: computing the sizes: %s\n", argv[optind],
-				strerror(-r));
 	}
 	tool_target_close(&t);
-	if (r < 0) {
+	/* Without sizes the list is still worth showing; the failure is said, and exit 1. */
+	bool sized = r >= 0;
+	if (!sized && u)
+		fprintf(stderr, "cairn list: %s: computing the sizes: %s\n", argv[optind],
+			strerror(-r));
+	if (!u) {
 		commit_release(&c);
 		return EXIT_FAIL;
 	}
@@ -379,9 +381,13 @@ int cmd_list(int argc, char **argv)
 		tool_format_time(c.snaps[i].time_ns, when, sizeof(when));
 		format_bytes(u[i].logical, size, sizeof(size));
 		format_bytes(u[i].unique, unique, sizeof(unique));
+		if (!sized) {
+			snprintf(size, sizeof(size), "?");
+			snprintf(unique, sizeof(unique), "?");
+		}
 		printf("%-24s %-25s %-16s %8s %8s\n", c.snaps[i].name, when, c.snaps[i].host, size,
 		       unique);
 	}
 	commit_release(&c);
-	return EXIT_OK;
+	return sized ? EXIT_OK : EXIT_FAIL;
 }

@@ -5,7 +5,8 @@
 # repository is refused with one line; a wrong passphrase too; state a killed daemon left
 # in the local cache (an fsynced file not yet committed) is in the snapshot taken offline;
 # with the local cache wiped the working tree is rebuilt from the latest commit; everything
-# done offline shows in the next mount. cairn list's sizes agree mounted and offline.
+# done offline shows in the next mount. cairn list's sizes agree mounted and offline. A
+# local cache made stale by a command run with another cache keeps its staged data aside.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 require_fuse
 
@@ -89,4 +90,30 @@ for where in "$mnt" "$repo"; do
 		fail "cairn list $where: without-big: $(sizes "$where" without-big)"
 	[ "$where" = "$mnt" ] && cairn_umount "$mnt"
 done
+
+# A command run with another cache directory commits a tree rebuilt from the repository;
+# the local cache of the killed mount is then stale. Its staged data is moved aside, never
+# deleted, when the next mount rebuilds the working tree.
+cairn_mount "$repo" "$mnt"
+head -c 100000 /dev/urandom >"$T/staged-src"
+cp "$T/staged-src" "$mnt/current/staged"
+sync "$mnt/current/staged"
+kill -9 "$(daemon_pid "$mnt")"
+fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+sleep 0.5
+# holding: the staged copies of the file under DIR (staging files are named by inode)
+holding()
+{
+	find "$T/cache" -path "$1" -type f -size +0 -exec cmp -s "$T/staged-src" {} \; -print
+}
+[ -n "$(holding "*/staging/*")" ] || skip_staged=1
+cairn snapshot --cache-dir "$T/other-cache" "$repo" elsewhere || fail "snapshot, other cache"
+cairn_mount "$repo" "$mnt"
+if [ -z "${skip_staged:-}" ]; then
+	[ -n "$(holding "*/staging.stale.*/*")" ] ||
+		fail "the stale working tree's staged data was not kept aside"
+else
+	echo "note: the daemon had stored the file before the kill; nothing was staged"
+fi
+cairn_umount "$mnt"
 exit 0

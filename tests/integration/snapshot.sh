@@ -83,6 +83,15 @@ erofs setfattr -x user.colour "$s/random"
 erofs setfacl -m u:99:r "$s/random"
 tree_compare "$T/saved" "$mnt/first/data"
 
+# user.cairn.* is reserved: the daemon answers user.cairn.id in snapshots itself.
+if setfattr -n user.cairn.id -v x "$d/sub/numbers" 2>"$T/stderr"; then
+	fail "set a reserved attribute user.cairn.id in current/"
+fi
+[ "$(getfattr --absolute-names -n user.cairn.id --only-values "$s/sub/numbers" | wc -c)" = 64 ] ||
+	fail "user.cairn.id of a snapshot file is not 64 hex digits"
+getfattr --absolute-names -d -m - "$s/sub/numbers" 2>/dev/null | grep -q "^user.cairn" &&
+	fail "user.cairn.id is listed"
+
 # Names: refused with one line before anything is done.
 for bad in current . .. a/b .hidden ""; do
 	expect_fail 2 cairn snapshot "$mnt" "$bad"
