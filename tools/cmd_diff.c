@@ -135,16 +135,12 @@ static int find_root(const struct commit *c, const char *loc, const char *name, 
 }
 
 /* From the repository: the two trees, read from the store. */
-static int diff_repository(const char *loc, const char *pfile, const char *cache, const char *a,
-			   const char *b, struct printer *p)
+static int diff_repository(struct store *s, const char *loc, const char *a, const char *b,
+			   struct printer *p)
 {
-	struct store *s;
 	struct commit c = {0};
 	struct blob_id ra, rb;
-	int r = tool_open_store(loc, pfile, cache, true, &s);
-	if (r < 0)
-		return r;
-	r = store_head(s, &c);
+	int r = store_head(s, &c);
 	if (r < 0)
 		fprintf(stderr, "cairn diff: %s: reading the latest commit: %s\n", loc,
 			strerror(-r));
@@ -156,31 +152,26 @@ static int diff_repository(const char *loc, const char *pfile, const char *cache
 		r = treediff_run(&sa.base, &sb.base, print_one, p);
 	}
 	commit_release(&c);
-	store_close(s);
 	return r;
 }
 
 int cmd_diff(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"passphrase-file", required_argument, NULL, 'p'},
-		{"cache-dir", required_argument, NULL, 'C'},
+		TOOL_TARGET_LONG_OPTIONS,
 		{"null", no_argument, NULL, '0'},
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
-	const char *pfile = NULL, *cache = NULL;
+	struct tool_target_options o = {0};
+	struct tool_target t;
 	struct printer p = {.end = '\n'};
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "0h", opts, NULL)) >= 0) {
+		if (tool_target_option(c, optarg, &o))
+			continue;
 		switch (c) {
-		case 'p':
-			pfile = optarg;
-			break;
-		case 'C':
-			cache = optarg;
-			break;
 		case '0':
 			p.end = '\0';
 			break;
@@ -200,10 +191,13 @@ int cmd_diff(int argc, char **argv)
 	if (!name_ok(a) || !name_ok(b))
 		return EXIT_USAGE;
 
-	if (tool_is_cairn_mount(target))
+	if (tool_target_open("cairn diff", target, &o, TOOL_TARGET_READ, &t) < 0)
+		return EXIT_FAIL;
+	if (t.mnt)
 		r = diff_mounted(target, a, b, &p);
 	else
-		r = diff_repository(target, pfile, cache, a, b, &p);
+		r = diff_repository(t.store, target, a, b, &p);
+	tool_target_close(&t);
 	if (fflush(stdout) != 0 && r >= 0) {
 		r = -errno;
 		fprintf(stderr, "cairn diff: writing the output: %s\n", strerror(errno));
