@@ -22,6 +22,7 @@
 #include "tree.h"
 
 #define SYNC_INTERVAL_NS (2ull * 1000000000)
+#define FLUSH_BATCH_NS (100ull * 1000000)
 
 /* ---- inode table ------------------------------------------------------------------------ */
 
@@ -98,13 +99,16 @@ void fs_flush_later(struct fs *fs, struct fs_inode *i)
 	if (!i->queued) {
 		i->queued = true;
 		i->due_ns = now_ns() + (uint64_t)(fs->opt.flush_delay * 1e9);
-		/* Append: due times grow in arrival order since the delay is fixed. */
-		struct fs_inode **pp = &fs->queue;
-		while (*pp)
-			pp = &(*pp)->qnext;
+		/* Append: due times grow in arrival order since the delay is fixed. A flusher
+		 * waiting for a non-empty queue wakes at its head's due time, before this one's,
+		 * so only a new head needs one: a wakeup per closed file would cost a context
+		 * switch each (tens of microseconds across CPUs in a VM). */
+		bool was_empty = !fs->queue;
 		i->qnext = NULL;
-		*pp = i;
-		pthread_cond_broadcast(&fs->tab_cond);
+		*fs->queue_tail = i;
+		fs->queue_tail = &i->qnext;
+		if (was_empty)
+			pthread_cond_signal(&fs->queue_cond);
 	}
 	pthread_mutex_unlock(&fs->tab_mu);
 }
@@ -125,12 +129,17 @@ static void *flush_thread(void *arg)
 		struct fs_inode *i = fs->queue;
 		uint64_t now = now_ns();
 		if (!i || i->due_ns > now) {
+			/* Wake a little after the head is due, so that the files closed in the
+			 * meantime are taken in the same round: a timer per file would cost two
+			 * context switches per small file. */
 			struct timespec ts;
-			deadline(&ts, i ? i->due_ns - now : 1000000000ull);
-			pthread_cond_timedwait(&fs->tab_cond, &fs->tab_mu, &ts);
+			deadline(&ts, i ? i->due_ns - now + FLUSH_BATCH_NS : 1000000000ull);
+			pthread_cond_timedwait(&fs->queue_cond, &fs->tab_mu, &ts);
 			continue;
 		}
 		fs->queue = i->qnext;
+		if (!fs->queue)
+			fs->queue_tail = &fs->queue;
 		i->refs++;
 		pthread_mutex_unlock(&fs->tab_mu);
 		int r = fs_data_flush(fs, i);
@@ -488,8 +497,7 @@ static void *checkpoint_thread(void *arg)
 	while (!fs->stopping) {
 		struct timespec ts;
 		uint64_t now = now_ns();
-		/* tab_cond is shared with the flush queue and broadcast on every queued file:
-		 * act only when our own deadline has come, not on every wakeup. */
+		/* Act only when our own deadline has come, not on every wakeup. */
 		if (now < next_sync) {
 			deadline(&ts, next_sync - now);
 			pthread_cond_timedwait(&fs->tab_cond, &fs->tab_mu, &ts);
@@ -685,7 +693,9 @@ int fs_open(struct store *s, const struct fs_options *o, struct fs **ret)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&fs->tab_cond, &ca);
+	pthread_cond_init(&fs->queue_cond, &ca);
 	pthread_condattr_destroy(&ca);
+	fs->queue_tail = &fs->queue;
 
 	fs->cache_dir = strdup(store_cache_dir(s));
 	if (!fs->cache_dir || asprintf(&fs->staging_dir, "%s/staging", fs->cache_dir) < 0 ||
@@ -754,6 +764,7 @@ static void stop_threads(struct fs *fs)
 	pthread_mutex_lock(&fs->tab_mu);
 	fs->stopping = true;
 	pthread_cond_broadcast(&fs->tab_cond);
+	pthread_cond_broadcast(&fs->queue_cond);
 	pthread_mutex_unlock(&fs->tab_mu);
 	for (unsigned k = 0; k < fs->n_flushers; k++)
 		pthread_join(fs->flushers[k], NULL);
@@ -810,6 +821,7 @@ int fs_close(struct fs *fs)
 	pthread_mutex_destroy(&fs->spare_mu);
 	pthread_mutex_destroy(&fs->ckpt_mu);
 	pthread_cond_destroy(&fs->tab_cond);
+	pthread_cond_destroy(&fs->queue_cond);
 	free(fs);
 	return r;
 }

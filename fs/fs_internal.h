@@ -81,7 +81,9 @@ struct fs {
 	 * so their cost follows what changed, not the number of inodes the kernel holds. */
 	struct fs_inode *staged;
 	struct fs_inode *queue; /* inodes to flush, by due time */
-	uint64_t staged_bytes;	/* approximate, for back-pressure */
+	struct fs_inode **queue_tail;
+	pthread_cond_t queue_cond; /* the queue got a new head, or stopping */
+	uint64_t staged_bytes;	   /* approximate, for back-pressure */
 	bool stopping;
 	int flush_error; /* last background flush error, reported at checkpoint */
 
