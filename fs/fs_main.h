@@ -13,6 +13,7 @@ struct fs_mount_options {
 	const char *source; /* the repository, for messages and /proc/mounts */
 	const char *mountpoint;
 	bool allow_other;
+	bool no_uring; /* stay on /dev/fuse even where the kernel offers io_uring */
 	bool debug;
 	struct fs_options fs;
 };

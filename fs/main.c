@@ -17,6 +17,7 @@
 #include "fs_internal.h"
 #include "fs_main.h"
 #include "fuse_ops.h"
+#include "uring.h"
 
 static int notify_fd = -1;
 
@@ -124,6 +125,11 @@ int fs_serve(struct store *s, const struct fs_mount_options *o)
 				    o->mountpoint);
 		goto out_signals;
 	}
+	if (!o->no_uring) {
+		r = fs_uring_attach(se);
+		if (r < 0)
+			log_info("FUSE requests stay on /dev/fuse: %s", strerror(-r));
+	}
 	raise_readahead(o->mountpoint);
 	fs_daemon_ready(0);
 	log_info("mounted %s on %s", o->source, o->mountpoint);
@@ -145,6 +151,7 @@ int fs_serve(struct store *s, const struct fs_mount_options *o)
 	log_info("unmounting %s: writing the last checkpoint", o->mountpoint);
 out_unmount:
 	fuse_session_unmount(se);
+	fs_uring_stop();
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:

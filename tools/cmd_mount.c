@@ -35,6 +35,8 @@ static void mount_usage(FILE *f)
 		   "  checkpoint_interval=SEC  commit the working tree this often (default 300)\n"
 		   "  passphrase_file=FILE     else $CAIRN_PASSPHRASE, else a terminal prompt\n"
 		   "  allow_other              let other users see the mount\n"
+		   "  nouring                  FUSE requests over /dev/fuse even where the kernel\n"
+		   "                           offers io_uring (fuse module enable_uring=Y)\n"
 		   "  break_lock               break another writer's lock (only if it is gone!)\n"
 		   "Exit status: 0 mounted, 1 failed, 2 usage error.\n");
 }
@@ -65,6 +67,8 @@ static int parse_option(struct mount_args *a, char *opt)
 		a->fm.fs.checkpoint_interval = (unsigned)n;
 	else if (!strcmp(opt, "allow_other") && !v)
 		a->fm.allow_other = true;
+	else if (!strcmp(opt, "nouring") && !v)
+		a->fm.no_uring = true;
 	else if (!strcmp(opt, "break_lock") && !v)
 		a->break_lock = true;
 	else if (!strcmp(opt, "debug") && !v)

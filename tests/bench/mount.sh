@@ -22,7 +22,10 @@
 # under /var/tmp; removed at the end either way), BENCH_TIMEOUT seconds any one step may take
 # (default 3600), BENCH_PERF a directory: record `perf record -g` of the cairn daemon during
 # each cairn phase there (slows cairn down; for finding out why, not for the table), with
-# BENCH_PERF_RECORD as perf record's options (default -g; e.g. "-F 499 --call-graph dwarf").
+# BENCH_PERF_RECORD as perf record's options (default -g; e.g. "-F 499 --call-graph dwarf"),
+# BENCH_URING on (default) or off: the fuse module's enable_uring for the run, so that cairn
+# serves its requests over io_uring or over /dev/fuse (fs/uring.c); restored at the end. The
+# transport cairn used is printed with the results.
 # shellcheck disable=SC2015,SC2317 # "timed A && timed B || true" on purpose; trap/timed call
 set -euo pipefail
 
@@ -34,6 +37,8 @@ trees=${BENCH_TREE:-/usr/lib:/usr/share/doc}
 limit=${BENCH_LIMIT:-1717986918}
 step_timeout=${BENCH_TIMEOUT:-3600}
 perf_dir=${BENCH_PERF:-}
+uring=${BENCH_URING:-on}
+uring_param=/sys/module/fuse/parameters/enable_uring
 nfiles=50000
 export CAIRN_PASSPHRASE=bench CAIRN_KDF=interactive
 
@@ -57,6 +62,18 @@ src=$work/src # the source tree, copied once
 daemon=     # pid of the cairn daemon while mounted
 perf_pid=   # pid of a perf record we started
 failed=0
+uring_old=
+if [ -w "$uring_param" ]; then
+	uring_old=$(cat "$uring_param")
+	case $uring in
+	on) echo Y >"$uring_param" ;;
+	off) echo N >"$uring_param" ;;
+	*)
+		echo "mount.sh: BENCH_URING must be on or off" >&2
+		exit 2
+		;;
+	esac
+fi
 
 cleanup()
 {
@@ -75,6 +92,7 @@ cleanup()
 		kill "$daemon" 2>/dev/null
 	fi
 	rm -rf --one-file-system "$work"
+	[ -z "$uring_old" ] || echo "$uring_old" >"$uring_param"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -425,6 +443,11 @@ echo
 echo "load average before: $load_before; after: $load_after"
 echo "input: $files files and links, $bytes bytes ($trees, up to $limit bytes of each)"
 echo "read-back: tar -cf - . | cat > /dev/null; page cache dropped before each read: $cold"
+if mount_log | grep -q "FUSE requests go over io_uring"; then
+	echo "cairn's FUSE requests: over io_uring (BENCH_URING=$uring)"
+else
+	echo "cairn's FUSE requests: over /dev/fuse (BENCH_URING=$uring; io_uring needs Linux 6.14+ and $uring_param)"
+fi
 printf "\n%-14s %10s %6s %12s %6s %10s %6s %12s %9s\n" contender "initial s" ratio \
 	"unchanged s" ratio "read MB/s" ratio "${nfiles} files s" "RSS MiB"
 row rsync-local "${res[local-init]:-}" "${res[local-again]:-}" "${res[local-read]:-}" \

@@ -4,7 +4,8 @@
 #
 # Rules, for every *.c/*.h under store/ fs/ tools/ (tests/ may use anything):
 #   - store/ includes nothing from fs/ or tools/ and no FUSE header; fs/ nothing from tools/;
-#   - each third-party header has one home: libfuse in fs/fuse_ops.c and fs/main.c,
+#   - each third-party header has one home: libfuse in fs/fuse_ops.c, fs/main.c and
+#     fs/uring.c, liburing.h and linux/fuse.h in fs/uring.c,
 #     curl/ in store/backend_s3*.c, lz4 in store/codec.c, sodium in store/codec.c and
 #     store/keys.c, sqlite3.h in store/index.c and fs/meta*.c;
 #   - store/ never prints to stdout and never exits; stderr only in store/util.c (log_msg);
@@ -153,8 +154,11 @@ function check_include(hdr, quoted,    base, layer, f, libfuse) {
 		    (quoted && base in in_tools && !(base in in_fs) && !(base in in_store)))
 			report(FNR, "fs/ must not include from tools/ (" hdr ")")
 	}
-	if (libfuse && layer != "store" && f != "fs/fuse_ops.c" && f != "fs/main.c")
-		report(FNR, hdr " only in fs/fuse_ops.c and fs/main.c")
+	if (libfuse && layer != "store" && f != "fs/fuse_ops.c" && f != "fs/main.c" &&
+	    f != "fs/uring.c")
+		report(FNR, hdr " only in fs/fuse_ops.c, fs/main.c and fs/uring.c")
+	if ((hdr == "liburing.h" || hdr == "linux/fuse.h") && f != "fs/uring.c")
+		report(FNR, hdr " only in fs/uring.c")
 	if (hdr ~ /^curl\// && f !~ /^store\/backend_s3[^\/]*\.c$/)
 		report(FNR, hdr " only in store/backend_s3*.c")
 	if (hdr ~ /^lz4(hc|frame)?\.h$/ && f != "store/codec.c")

@@ -1,0 +1,52 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# FUSE requests over io_uring (fs/uring.c). The kernel offers it only when the fuse module's
+# enable_uring is Y, which is off by default, so the rest of the suite runs over /dev/fuse.
+# This test switches it on (root, Linux 6.14+ built with CONFIG_FUSE_IO_URING; else skip),
+# restores the old value at exit, and checks that:
+#  - a mount with -o nouring stays on /dev/fuse, and one without it serves over io_uring
+#    (the daemon logs which), and files written over it read back after a remount;
+#  - the exerciser, the kill -9 crash test and the rsync round trip pass again with every
+#    one of their mounts required to serve over io_uring (CAIRN_TEST_URING=1, lib.sh).
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
+
+require_fuse
+param=/sys/module/fuse/parameters/enable_uring
+[ -e "$param" ] || skip "$param does not exist (a kernel without FUSE over io_uring)"
+old=$(cat "$param")
+echo Y 2>/dev/null >"$param" || skip "$param is not writable (needs root)"
+on_exit eval "echo $old >$param"
+
+export CAIRN_PASSPHRASE="io_uring passphrase"
+repo=$T/repo
+mnt=$T/mnt
+mkfs.cairn -q "$repo" || fail "mkfs.cairn"
+over_uring()
+{
+	grep -q "FUSE requests go over io_uring" "$(cache_of "$mnt")/mount.log"
+}
+
+cairn_mount "$repo" "$mnt" nouring
+echo "over /dev/fuse" >"$mnt/current/a"
+! over_uring || fail "-o nouring: requests went over io_uring"
+cairn_umount "$mnt"
+
+CAIRN_TEST_URING=1 cairn_mount "$repo" "$mnt"
+for i in $(seq 1 200); do
+	printf 'file %s\n' "$i" >"$mnt/current/f$i"
+done
+dd if=/dev/urandom of="$T/big" bs=1M count=8 status=none
+cp "$T/big" "$mnt/current/big"
+cmp "$T/big" "$mnt/current/big" || fail "a file written over io_uring reads back different"
+cairn_umount "$mnt"
+CAIRN_TEST_URING=1 cairn_mount "$repo" "$mnt"
+[ "$(cat "$mnt/current/a")" = "over /dev/fuse" ] || fail "a: wrong content after remount"
+[ "$(cat "$mnt/current/f200")" = "file 200" ] || fail "f200: wrong content after remount"
+cmp "$T/big" "$mnt/current/big" || fail "big: wrong content after remount"
+cairn_umount "$mnt"
+
+for t in exerciser crash mount-rsync; do
+	rc=0
+	CAIRN_TEST_URING=1 bash "$top_srcdir/tests/integration/$t.sh" || rc=$?
+	[ "$rc" = 0 ] || fail "$t.sh over io_uring: exit $rc"
+done
