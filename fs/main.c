@@ -125,11 +125,9 @@ int fs_serve(struct store *s, const struct fs_mount_options *o)
 				    o->mountpoint);
 		goto out_signals;
 	}
-	if (!o->no_uring) {
-		r = fs_uring_attach(se);
-		if (r < 0)
-			log_info("FUSE requests stay on /dev/fuse: %s", strerror(-r));
-	}
+	int u = o->no_uring ? 0 : fs_uring_attach(se);
+	if (u < 0)
+		log_info("FUSE requests stay on /dev/fuse: %s", strerror(-u));
 	raise_readahead(o->mountpoint);
 	fs_daemon_ready(0);
 	log_info("mounted %s on %s", o->source, o->mountpoint);

@@ -218,6 +218,19 @@ static uint64_t ur_serve(struct ur_thread *t)
 	return in.unique;
 }
 
+/* Make a registration fail, through t's ring: the kernel then gives up the rings for good
+ * and serves everything over /dev/fuse. */
+static void ur_refuse(struct ur_thread *t)
+{
+	uint16_t qid = t->qid;
+	t->qid = UINT16_MAX; /* no such queue: EINVAL */
+	ur_prep(t, UR_CMD_REGISTER, 0);
+	t->qid = qid;
+	struct io_uring_cqe *cqe;
+	if (io_uring_submit_and_wait(&t->ring, 1) >= 0 && !io_uring_peek_cqe(&t->ring, &cqe))
+		io_uring_cqe_seen(&t->ring, cqe);
+}
+
 /* A ring thread cannot go on. Its entry must not be left where the kernel could hand it a
  * request nobody would answer: closing the ring takes it back. And before the first request,
  * the kernel would hold every request until this queue had an entry: a registration made to
@@ -225,13 +238,8 @@ static uint64_t ur_serve(struct ur_thread *t)
 static void ur_fail(struct ur_thread *t, int err)
 {
 	log_error("FUSE ring thread of CPU %u: %s", t->qid, strerror(-err));
-	if (!atomic_load(&ur.serving)) {
-		uint16_t qid = t->qid;
-		t->qid = UINT16_MAX; /* no such queue: EINVAL */
-		ur_prep(t, UR_CMD_REGISTER, 0);
-		t->qid = qid;
-		(void)io_uring_submit(&t->ring);
-	}
+	if (!atomic_load(&ur.serving))
+		ur_refuse(t);
 	io_uring_queue_exit(&t->ring);
 	t->ring_ok = false;
 }
@@ -343,14 +351,7 @@ static void ur_abandon(void)
 		struct ur_thread *t = &ur.t[i];
 		if (t->started || !t->ring_ok)
 			continue;
-		uint16_t qid = t->qid;
-		t->qid = UINT16_MAX; /* no such queue: EINVAL */
-		ur_prep(t, UR_CMD_REGISTER, 0);
-		t->qid = qid;
-		struct io_uring_cqe *cqe;
-		if (io_uring_submit_and_wait(&t->ring, 1) >= 0 &&
-		    !io_uring_peek_cqe(&t->ring, &cqe))
-			io_uring_cqe_seen(&t->ring, cqe);
+		ur_refuse(t);
 		return;
 	}
 }
