@@ -22,10 +22,11 @@
 #                               mount.cairn REPO MNT -o cachedir=$T/cache[,OPT...] (a later
 #                               cachedir= wins); fail unless it exits 0 and MNT/current shows
 #                               within 20 s. At exit a mount still up is detached and its
-#                               daemon given 30 s to end (then killed). $CAIRN_TEST_MOUNT_OPTS
-#                               (comma-separated) is added to every mount; with
+#                               daemon given 30 s to end (then killed). With
 #                               CAIRN_TEST_URING=1 the mount must serve requests over io_uring
-#                               (fs/uring.c; tests/integration/fuse-uring.sh sets both)
+#                               within 2 s (fs/uring.c; tests/integration/fuse-uring.sh)
+#   over_uring MNT              true once the daemon of MNT has logged that it serves
+#                               requests over io_uring
 #   cairn_umount MNT            `cairn umount MNT` must exit 0 within $CAIRN_UMOUNT_TIMEOUT
 #                               (300 s): everything stored, the daemon exited 0; then
 #                               check_sanitizer_log on the daemon's mount.log
@@ -200,6 +201,11 @@ daemon_pid()
 		fail "$1: no daemon pid (not a cairn mount?)"
 }
 
+over_uring()
+{
+	grep -q "FUSE requests go over io_uring" "$(cache_of "$1")/mount.log"
+}
+
 cache_of()
 {
 	bounded 10 getfattr --absolute-names -n user.cairn.cachedir --only-values "$1" ||
@@ -246,7 +252,6 @@ cairn_mount()
 	for _cairn_o in "$@"; do
 		_cairn_opts="$_cairn_opts,$_cairn_o"
 	done
-	[ -z "${CAIRN_TEST_MOUNT_OPTS:-}" ] || _cairn_opts="$_cairn_opts,$CAIRN_TEST_MOUNT_OPTS"
 	mkdir -p "$_cairn_mnt"
 	if ! bounded 60 mount.cairn "$_cairn_repo" "$_cairn_mnt" -o "$_cairn_opts"; then
 		for _cairn_log in "$T"/cache/*/mount.log; do
@@ -265,7 +270,7 @@ cairn_mount()
 	[ "${CAIRN_TEST_URING:-0}" = 1 ] || return 0
 	# The daemon logs the first request it serves over a ring; daemon_pid made some.
 	_cairn_i=0
-	until grep -q "FUSE requests go over io_uring" "$(cache_of "$_cairn_mnt")/mount.log"; do
+	until over_uring "$_cairn_mnt"; do
 		_cairn_i=$((_cairn_i + 1))
 		[ "$_cairn_i" -lt 20 ] || fail "$_cairn_mnt: requests do not go over io_uring"
 		sleep 0.1
