@@ -111,8 +111,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	int r = fsops_lookup(fs_of(req), parent, name, &e);
 	if (r == -ENOENT) {
-		/* A negative entry the kernel may cache: fewer lookups during rsync. */
-		struct fuse_entry_param p = {.ino = 0, .entry_timeout = 1.0};
+		/* A negative entry the kernel may cache as long as a positive one: below the
+		 * root, names appear only through this mount (current/) or never (a snapshot's
+		 * directories), and a create through the kernel replaces the cached absence.
+		 * rsync looks a name up three times before its rename creates it (generator,
+		 * mkstemp's basis check, the rename's target), often seconds apart. */
+		struct fuse_entry_param p = {.ino = 0, .entry_timeout = ENTRY_TIMEOUT};
 		fuse_reply_entry(req, &p);
 		return;
 	}
