@@ -25,7 +25,12 @@
 # BENCH_PERF_RECORD as perf record's options (default -g; e.g. "-F 499 --call-graph dwarf"),
 # BENCH_URING on (default) or off: the fuse module's enable_uring for the run, so that cairn
 # serves its requests over io_uring or over /dev/fuse (fs/uring.c); restored at the end. The
-# transport cairn used is printed with the results.
+# transport cairn used is printed with the results. BENCH_HALTPOLL nanoseconds: in a KVM
+# guest with the haltpoll cpuidle driver, how long an idle vCPU polls before it halts
+# (guest_halt_poll_ns) for the run, restored at the end; unset, the machine's setting is
+# used. Each FUSE request wakes a sleeping thread, often on the other vCPU: waking a halted
+# vCPU costs the host a reschedule, so this setting weighs on cairn and not on the others.
+# The value in force is printed with the results.
 # shellcheck disable=SC2015,SC2317 # "timed A && timed B || true" on purpose; trap/timed call
 set -euo pipefail
 
@@ -39,6 +44,8 @@ step_timeout=${BENCH_TIMEOUT:-3600}
 perf_dir=${BENCH_PERF:-}
 uring=${BENCH_URING:-on}
 uring_param=/sys/module/fuse/parameters/enable_uring
+haltpoll=${BENCH_HALTPOLL:-}
+haltpoll_param=/sys/module/haltpoll/parameters/guest_halt_poll_ns
 nfiles=50000
 export CAIRN_PASSPHRASE=bench CAIRN_KDF=interactive
 
@@ -63,6 +70,21 @@ daemon=     # pid of the cairn daemon while mounted
 perf_pid=   # pid of a perf record we started
 failed=0
 uring_old=
+haltpoll_old=
+if [ -n "$haltpoll" ]; then
+	case $haltpoll in
+	*[!0-9]*)
+		echo "mount.sh: BENCH_HALTPOLL must be a number of nanoseconds" >&2
+		exit 2
+		;;
+	esac
+	if [ ! -w "$haltpoll_param" ]; then
+		echo "mount.sh: BENCH_HALTPOLL: $haltpoll_param is missing or not writable" >&2
+		exit 2
+	fi
+	haltpoll_old=$(cat "$haltpoll_param")
+	echo "$haltpoll" >"$haltpoll_param"
+fi
 if [ -w "$uring_param" ]; then
 	uring_old=$(cat "$uring_param")
 	case $uring in
@@ -93,6 +115,7 @@ cleanup()
 	fi
 	rm -rf --one-file-system "$work"
 	[ -z "$uring_old" ] || echo "$uring_old" >"$uring_param"
+	[ -z "$haltpoll_old" ] || echo "$haltpoll_old" >"$haltpoll_param"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -447,6 +470,9 @@ if mount_log | grep -q "FUSE requests go over io_uring"; then
 	echo "cairn's FUSE requests: over io_uring (BENCH_URING=$uring)"
 else
 	echo "cairn's FUSE requests: over /dev/fuse (BENCH_URING=$uring; io_uring needs Linux 6.14+ and $uring_param)"
+fi
+if [ -r "$haltpoll_param" ]; then
+	echo "idle vCPUs poll $(cat "$haltpoll_param") ns before they halt (guest_halt_poll_ns${haltpoll:+, BENCH_HALTPOLL})"
 fi
 printf "\n%-14s %10s %6s %12s %6s %10s %6s %12s %9s\n" contender "initial s" ratio \
 	"unchanged s" ratio "read MB/s" ratio "${nfiles} files s" "RSS MiB"
