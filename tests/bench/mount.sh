@@ -82,8 +82,6 @@ if [ -n "$haltpoll" ]; then
 		echo "mount.sh: BENCH_HALTPOLL: $haltpoll_param is missing or not writable" >&2
 		exit 2
 	fi
-	haltpoll_old=$(cat "$haltpoll_param")
-	echo "$haltpoll" >"$haltpoll_param"
 fi
 if [ -w "$uring_param" ]; then
 	uring_old=$(cat "$uring_param")
@@ -119,6 +117,10 @@ cleanup()
 	exit "$rc"
 }
 trap cleanup EXIT
+if [ -n "$haltpoll" ]; then # after the trap, which puts the machine's value back
+	haltpoll_old=$(cat "$haltpoll_param")
+	echo "$haltpoll" >"$haltpoll_param"
+fi
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
