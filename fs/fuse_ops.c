@@ -114,8 +114,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		/* A negative entry the kernel may cache as long as a positive one: below the
 		 * root, names appear only through this mount (current/) or never (a snapshot's
 		 * directories), and a create through the kernel replaces the cached absence.
-		 * rsync looks a name up three times before its rename creates it (generator,
-		 * mkstemp's basis check, the rename's target), often seconds apart. */
+		 * rsync asks for a new name twice (the generator's lstat, the receiver's look
+		 * for a basis file), often seconds apart; an O_EXCL create or a rename's
+		 * target is looked up again whatever is cached. */
 		struct fuse_entry_param p = {.ino = 0, .entry_timeout = ENTRY_TIMEOUT};
 		fuse_reply_entry(req, &p);
 		return;
