@@ -62,15 +62,6 @@ for cmd in rsync tar getfattr fusermount3; do
 	}
 done
 
-work=${BENCH_DIR:-$(mktemp -d /var/tmp/cairn-mount-bench.XXXXXX)}
-mkdir -p "$work/log"
-mnt=$work/mnt
-src=$work/src # the source tree, copied once
-daemon=     # pid of the cairn daemon while mounted
-perf_pid=   # pid of a perf record we started
-failed=0
-uring_old=
-haltpoll_old=
 if [ -n "$haltpoll" ]; then
 	case $haltpoll in
 	*[!0-9]*)
@@ -83,6 +74,16 @@ if [ -n "$haltpoll" ]; then
 		exit 2
 	fi
 fi
+
+work=${BENCH_DIR:-$(mktemp -d /var/tmp/cairn-mount-bench.XXXXXX)}
+mkdir -p "$work/log"
+mnt=$work/mnt
+src=$work/src # the source tree, copied once
+daemon=     # pid of the cairn daemon while mounted
+perf_pid=   # pid of a perf record we started
+failed=0
+uring_old=
+haltpoll_old=
 if [ -w "$uring_param" ]; then
 	uring_old=$(cat "$uring_param")
 	case $uring in
