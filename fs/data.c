@@ -689,13 +689,21 @@ static int flush_region(struct flush_ctx *c, uint64_t start, uint64_t last_dirty
 	const struct chunker *ch = store_chunker(c->fs->store);
 	struct extent_list out = {0};
 	uint64_t pos = start, run_end;
+	size_t head = 0; /* the bytes from pos on are c->buf[head, head + have) */
 	int r = coverage_end(c, start, &run_end);
 	c->have = 0;
 	while (r >= 0 && pos < run_end) {
-		/* Fill the buffer from the merged view, never past the covered run. */
-		uint64_t load = pos + c->have;
-		size_t want = (size_t)MIN((uint64_t)(c->cap - c->have), run_end - load);
-		if (want) {
+		/* The chunker places a cut once it sees max_size bytes or the end of the run.
+		 * Refill only when it needs more, moving what is left to the front first: moving
+		 * it after every chunk copied the whole buffer once per chunk. */
+		if (c->have < ch->max_size && pos + c->have < run_end) {
+			if (head) {
+				memmove(c->buf, c->buf + head, c->have);
+				head = 0;
+			}
+			/* Fill from the merged view, never past the covered run. */
+			uint64_t load = pos + c->have;
+			size_t want = (size_t)MIN((uint64_t)(c->cap - c->have), run_end - load);
 			ssize_t n = fs_data_read(c->fs, c->i, c->buf + c->have, want, load, c->size,
 						 false);
 			if (n < 0) {
@@ -705,15 +713,15 @@ static int flush_region(struct flush_ctx *c, uint64_t start, uint64_t last_dirty
 			c->have += (size_t)n;
 		}
 		bool eof = pos + c->have >= run_end;
-		size_t n = chunker_find(ch, c->buf, c->have, eof);
+		size_t n = chunker_find(ch, c->buf + head, c->have, eof);
 		if (n == 0)
 			break;
 		struct meta_extent e = {.off = pos, .len = (uint32_t)n};
-		r = store_put(c->fs->store, BLOB_DATA, c->buf, n, &e.blob, NULL);
+		r = store_put(c->fs->store, BLOB_DATA, c->buf + head, n, &e.blob, NULL);
 		if (r < 0)
 			break;
 		r = collect_extent(&e, &out);
-		memmove(c->buf, c->buf + n, c->have - n);
+		head += n;
 		c->have -= n;
 		pos += n;
 		/* Realigned? Past every dirty byte of this run, on an old boundary. */
@@ -766,7 +774,9 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 		goto out;
 	}
 	c.size = mi.size;
-	c.cap = 2 * (size_t)store_chunker(fs->store)->max_size;
+	/* Room for two maximal chunks, and no more than the file: a region never reads past its
+	 * end, and most files are small. */
+	c.cap = (size_t)MIN(2 * (uint64_t)store_chunker(fs->store)->max_size, MAX(c.size, 1));
 	c.buf = malloc(c.cap);
 	if (!c.buf) {
 		r = -ENOMEM;
