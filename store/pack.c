@@ -8,11 +8,17 @@ static const uint8_t pack_magic[PACK_HEADER_SIZE] = "CAIRNPK\x01";
 static const uint8_t footer_magic[8] = {'C', 'A', 'I', 'R', 'N', 'P', 'K', 'T'};
 static const char trailer_ad[] = "cairn-trailer\x01";
 
-int pack_builder_init(struct pack_builder *p)
+int pack_builder_init(struct pack_builder *p, struct buf *spare, size_t expect)
 {
 	*p = (struct pack_builder){0};
+	if (spare) {
+		p->data = *spare;
+		p->data.len = 0;
+		*spare = (struct buf){0};
+	}
 	codec_random(p->name, sizeof(p->name));
-	return buf_append(&p->data, pack_magic, sizeof(pack_magic));
+	int r = buf_reserve(&p->data, MAX(expect, sizeof(pack_magic)));
+	return r < 0 ? r : buf_append(&p->data, pack_magic, sizeof(pack_magic));
 }
 
 void pack_builder_release(struct pack_builder *p)

@@ -48,8 +48,9 @@ struct pack_builder {
 	bool finished;
 };
 
-/* Start a pack with a fresh random name. Returns 0 or -ENOMEM. */
-int pack_builder_init(struct pack_builder *p);
+/* Start a pack with a fresh random name and room for expect bytes, in spare's memory if it
+ * has any (taken: spare is left empty). Returns 0 or -ENOMEM. */
+int pack_builder_init(struct pack_builder *p, struct buf *spare, size_t expect);
 void pack_builder_release(struct pack_builder *p);
 /* Append one sealed blob. Returns 0, -EFBIG (the pack would pass PACK_MAX_SIZE), -ENOMEM. */
 int pack_builder_add(struct pack_builder *p, const struct blob_id *id, enum blob_type type,

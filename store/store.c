@@ -58,6 +58,7 @@ struct store {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	struct pending_pack *open;		  /* being filled */
+	struct buf spare_pack;			  /* an uploaded pack's memory, for the next */
 	struct pending_pack *queue, **queue_tail; /* finished, waiting for upload */
 	struct pending_pack *failed;		  /* upload failed; retried by flush */
 	unsigned in_flight;			  /* finished, not yet indexed */
@@ -249,6 +250,10 @@ static void *upload_thread(void *arg)
 				log_warning("pack without index segment (out of memory); "
 					    "its trailer still lists its blobs");
 			s->in_flight--;
+			if (!s->spare_pack.data) {
+				s->spare_pack = p->pb.data;
+				p->pb.data = (struct buf){0};
+			}
 			pending_pack_free(p);
 		}
 		pthread_cond_broadcast(&s->cond);
@@ -377,7 +382,13 @@ int store_put(struct store *s, enum blob_type type, const void *data, size_t len
 	}
 	if (!s->open) {
 		s->open = calloc(1, sizeof(*s->open));
-		r = s->open ? pack_builder_init(&s->open->pb) : -ENOMEM;
+		/* Room for the whole pack up front, in the last uploaded pack's memory: growing
+		 * it by doubling copied every pack about once, and fresh memory costs a page
+		 * fault and a page of zeros every 4 KiB. */
+		r = s->open ? pack_builder_init(&s->open->pb, &s->spare_pack,
+						(size_t)s->pack_size + s->chunker.max_size +
+							codec_seal_overhead(&s->codec) + 64)
+			    : -ENOMEM;
 		if (r < 0) {
 			pending_pack_free(s->open);
 			s->open = NULL;
@@ -929,6 +940,7 @@ int store_close(struct store *s)
 		keys_free(s->master);
 	backend_free(s->backend);
 	buf_release(&s->config_raw);
+	buf_release(&s->spare_pack);
 	free(s->cache_dir);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->commit_mu);

@@ -57,7 +57,7 @@ static void blobs_release(struct test_blob *blobs, size_t n)
 static void build_pack(const struct codec *c, const size_t *sizes, size_t n,
 		       struct test_blob *blobs, struct pack_builder *pb)
 {
-	tap_require(pack_builder_init(pb) == 0);
+	tap_require(pack_builder_init(pb, NULL, 0) == 0);
 	tap_require(pack_builder_size(pb) == PACK_HEADER_SIZE);
 	for (size_t i = 0; i < n; i++) {
 		_cleanup_buf_ struct buf sealed = {0};
@@ -217,8 +217,8 @@ static void test_keys(void)
 	char key[PACK_KEY_MAX], hex[PACK_NAME_HEX_SIZE], bad[160];
 	struct pack_builder a, b;
 
-	tap_require(pack_builder_init(&a) == 0);
-	tap_require(pack_builder_init(&b) == 0);
+	tap_require(pack_builder_init(&a, NULL, 0) == 0);
+	tap_require(pack_builder_init(&b, NULL, 0) == 0);
 	ok(memcmp(a.name, b.name, PACK_NAME_SIZE) != 0, "two packs get different names");
 	pack_builder_release(&a);
 	pack_builder_release(&b);

@@ -527,7 +527,7 @@ static void test_second_copy(void)
 
 	/* Pack B: a second copy of x, as rewriting a partly dead pack makes. */
 	struct backend *b = store_backend(s);
-	tap_require(pack_builder_init(&pb) == 0);
+	tap_require(pack_builder_init(&pb, NULL, 0) == 0);
 	tap_require(codec_encode_blob(store_codec(s), BLOB_DATA, &x, data, sizeof(data), &sealed) ==
 		    0);
 	tap_require(pack_builder_add(&pb, &x, BLOB_DATA, sealed.data, sealed.len, sizeof(data)) ==
