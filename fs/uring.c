@@ -25,6 +25,19 @@
  *  - libfuse's own loop keeps reading /dev/fuse: INIT, FORGET and INTERRUPT always come that
  *    way, and so does every request until each CPU's queue has an entry.
  * If anything fails before the INIT reply, the mount simply stays on /dev/fuse.
+ *
+ * A ring thread waits as SCHED_IDLE, and is SCHED_OTHER again as soon as it has a request.
+ * Why: committing a reply wakes the caller from inside the wait, while the thread still runs
+ * on the caller's CPU. The scheduler then moves the caller to an idle CPU, since its own is
+ * busy, and on the next request the caller's CPU is the other one: every round trip crossed
+ * CPUs again, an interprocessor interrupt each (23,000 migrations and as many IPIs for an
+ * rsync of 12,000 unchanged files here). A CPU whose only running thread is SCHED_IDLE
+ * counts as idle when the scheduler places a woken task, so the caller stays where it was,
+ * and takes the CPU back at once. Measured on that rsync: 2.9 s before, 1.1 s after, 132
+ * migrations. With every CPU kept busy by other work, a woken ring thread waits a little
+ * longer for its CPU (that rsync took 1.5 s before, 1.8 s after). A thread may only go back
+ * from SCHED_IDLE with CAP_SYS_NICE or an RLIMIT_NICE that allows its nice value; a mount
+ * that may not waits as SCHED_OTHER, as before.
  */
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
@@ -106,6 +119,7 @@ static struct {
 	struct ur_thread *t;
 	atomic_bool stop;
 	atomic_bool serving; /* a request came over a ring */
+	bool idle_wait;	     /* ring threads wait as SCHED_IDLE (see the top) */
 } ur = {.fd = -1};
 
 static _Thread_local struct ur_thread *ur_self;
@@ -261,7 +275,13 @@ static void *ur_main(void *arg)
 	while (!atomic_load(&ur.stop)) {
 		struct io_uring_cqe *cqe = NULL;
 		struct __kernel_timespec ts = {.tv_sec = 1}; /* to notice ur.stop */
+		const struct sched_param sp = {0};
+		if (ur.idle_wait)
+			(void)sched_setscheduler(0, SCHED_IDLE, &sp);
 		int r = io_uring_submit_and_wait_timeout(&t->ring, &cqe, 1, &ts, NULL);
+		if (ur.idle_wait && sched_setscheduler(0, SCHED_OTHER, &sp) < 0)
+			log_error("FUSE ring thread of CPU %u: cannot leave SCHED_IDLE: %s", t->qid,
+				  strerror(errno));
 		/* The call may submit and then time out with no completion to show. */
 		if (r >= 0 && !cqe && io_uring_peek_cqe(&t->ring, &cqe) < 0)
 			continue;
@@ -289,8 +309,10 @@ static void *ur_main(void *arg)
 			break;
 		}
 		if (!atomic_exchange(&ur.serving, true))
-			log_info("FUSE requests go over io_uring: %u queues of %u threads",
-				 ur.nthreads / UR_PER_CPU, UR_PER_CPU);
+			log_info("FUSE requests go over io_uring: %u queues of %u threads, "
+				 "waiting as %s",
+				 ur.nthreads / UR_PER_CPU, UR_PER_CPU,
+				 ur.idle_wait ? "SCHED_IDLE" : "SCHED_OTHER");
 		ur_prep(t, UR_CMD_COMMIT_AND_FETCH, ur_serve(t));
 	}
 	return NULL;
@@ -312,6 +334,27 @@ static void ur_free(void)
 	ur.t = NULL;
 }
 
+static void *idle_probe(void *arg)
+{
+	const struct sched_param sp = {0};
+	bool *ok = arg;
+	*ok = sched_setscheduler(0, SCHED_IDLE, &sp) == 0 &&
+	      sched_setscheduler(0, SCHED_OTHER, &sp) == 0;
+	return NULL;
+}
+
+/* Whether a thread of ours may go back from SCHED_IDLE to SCHED_OTHER: asked of the kernel
+ * by a thread of its own, which may be left idle if not. */
+static bool idle_wait_allowed(void)
+{
+	pthread_t t;
+	bool ok = false;
+	if (pthread_create(&t, NULL, idle_probe, &ok) != 0)
+		return false;
+	pthread_join(t, NULL);
+	return ok;
+}
+
 /* Everything that can fail, done before the INIT reply commits the kernel to the rings. */
 static int ur_setup(size_t payload)
 {
@@ -319,6 +362,7 @@ static int ur_setup(size_t payload)
 	if (ncpu > UR_MAX_CPUS)
 		return -E2BIG;
 	ur.payload = payload;
+	ur.idle_wait = idle_wait_allowed();
 	ur.t = calloc(ncpu * UR_PER_CPU, sizeof(*ur.t));
 	if (!ur.t)
 		return -ENOMEM;
