@@ -34,8 +34,9 @@
  * rsync of 12,000 unchanged files here). A CPU whose only running thread is SCHED_IDLE
  * counts as idle when the scheduler places a woken task, so the caller stays where it was,
  * and takes the CPU back at once. Measured on that rsync: 2.9 s before, 1.1 s after, 132
- * migrations. With every CPU kept busy by other work, a woken ring thread waits a little
- * longer for its CPU (that rsync took 1.5 s before, 1.8 s after). A thread may only go back
+ * migrations. With every CPU kept busy by other work, a woken ring thread waits longer for
+ * its CPU: with one spinning process per CPU that rsync took 1.3-1.5 s before and 1.6-1.8 s
+ * after, with four per CPU 1.7 s before and 2.0-2.5 s after. A thread may only go back
  * from SCHED_IDLE with CAP_SYS_NICE or an RLIMIT_NICE that allows its nice value; a mount
  * that may not waits as SCHED_OTHER, as before.
  */
