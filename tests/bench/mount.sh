@@ -470,7 +470,8 @@ echo "load average before: $load_before; after: $load_after"
 echo "input: $files files and links, $bytes bytes ($trees, up to $limit bytes of each)"
 echo "read-back: tar -cf - . | cat > /dev/null; page cache dropped before each read: $cold"
 if mount_log | grep -q "FUSE requests go over io_uring"; then
-	echo "cairn's FUSE requests: over io_uring (BENCH_URING=$uring)"
+	waiting=$(mount_log | sed -n 's/.*FUSE requests go over io_uring.*, waiting as //p' | tail -n 1)
+	echo "cairn's FUSE requests: over io_uring (BENCH_URING=$uring), ring threads waiting as ${waiting:-?}"
 else
 	echo "cairn's FUSE requests: over /dev/fuse (BENCH_URING=$uring; io_uring needs Linux 6.14+ and $uring_param)"
 fi
