@@ -4,6 +4,7 @@
 # enable_uring is Y, which is off by default, so the rest of the suite runs over /dev/fuse.
 # This test switches it on (root, Linux 6.14+ built with CONFIG_FUSE_IO_URING; else skip),
 # restores the old value at exit, and checks that:
+#  - with enable_uring N the daemon logs how to switch it on;
 #  - a mount with -o nouring stays on /dev/fuse, and one without it serves over io_uring
 #    (the daemon logs which), and files written over it read back after a remount;
 #  - the ring threads wait as SCHED_IDLE, and no other thread of the daemon is ever that;
@@ -17,13 +18,19 @@ require_fuse
 param=/sys/module/fuse/parameters/enable_uring
 [ -e "$param" ] || skip "$param does not exist (a kernel without FUSE over io_uring)"
 old=$(cat "$param")
-echo Y 2>/dev/null >"$param" || skip "$param is not writable (needs root)"
+echo N 2>/dev/null >"$param" || skip "$param is not writable (needs root)"
 on_exit eval "echo $old >$param"
 
 export CAIRN_PASSPHRASE="io_uring passphrase"
 repo=$T/repo
 mnt=$T/mnt
 mkfs.cairn -q "$repo" || fail "mkfs.cairn"
+cairn_mount "$repo" "$mnt"
+grep -q "can pass them over io_uring.* is N" "$(cache_of "$mnt")/mount.log" ||
+	fail "enable_uring N: no hint in the log"
+! over_uring "$mnt" || fail "enable_uring N: requests went over io_uring"
+cairn_umount "$mnt"
+echo Y >"$param" || fail "cannot set $param"
 cairn_mount "$repo" "$mnt" nouring
 echo "over /dev/fuse" >"$mnt/current/a"
 ! over_uring "$mnt" || fail "-o nouring: requests went over io_uring"
