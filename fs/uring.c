@@ -119,8 +119,9 @@ static struct {
 	unsigned nthreads;
 	struct ur_thread *t;
 	atomic_bool stop;
-	atomic_bool serving; /* a request came over a ring */
-	bool idle_wait;	     /* ring threads wait as SCHED_IDLE (see the top) */
+	atomic_bool serving;	/* a request came over a ring */
+	bool idle_wait;		/* ring threads wait as SCHED_IDLE (see the top) */
+	atomic_bool idle_stuck; /* one could not leave it (logged once) */
 } ur = {.fd = -1};
 
 static _Thread_local struct ur_thread *ur_self;
@@ -280,7 +281,8 @@ static void *ur_main(void *arg)
 		if (ur.idle_wait)
 			(void)sched_setscheduler(0, SCHED_IDLE, &sp);
 		int r = io_uring_submit_and_wait_timeout(&t->ring, &cqe, 1, &ts, NULL);
-		if (ur.idle_wait && sched_setscheduler(0, SCHED_OTHER, &sp) < 0)
+		if (ur.idle_wait && sched_setscheduler(0, SCHED_OTHER, &sp) < 0 &&
+		    !atomic_exchange(&ur.idle_stuck, true))
 			log_error("FUSE ring thread of CPU %u: cannot leave SCHED_IDLE: %s", t->qid,
 				  strerror(errno));
 		/* The call may submit and then time out with no completion to show. */
