@@ -479,11 +479,8 @@ static ssize_t ur_writev(int fd, struct iovec *iov, int count, void *userdata)
 
 #define UR_PARAM "/sys/module/fuse/parameters/enable_uring"
 
-/* Whether the kernel will offer io_uring at INIT: off by default, and then the session is
- * left exactly as libfuse sets it up. A kernel that has it switched off gets a hint in the
- * log: over /dev/fuse the benchmark's rsync (tests/bench/mount.sh) took 1.6 to 3 times as
- * long on the development VM. */
-static bool kernel_enabled(void)
+/* The fuse module's enable_uring: 'Y', 'N', or 0 for a kernel without it. */
+static char kernel_switch(void)
 {
 	char c = 0;
 	FILE *f = fopen(UR_PARAM, "re");
@@ -491,17 +488,22 @@ static bool kernel_enabled(void)
 		c = (char)fgetc(f);
 		fclose(f);
 	}
+	return c;
+}
+
+/* The kernel offers io_uring at INIT only when switched on (off by default); otherwise the
+ * session is left exactly as libfuse sets it up. A kernel that has it switched off gets a
+ * hint in the log: over /dev/fuse the benchmark's rsync (tests/bench/mount.sh) took 1.6 to
+ * 3 times as long on the development VM. */
+int fs_uring_attach(struct fuse_session *se)
+{
+	static const struct fuse_custom_io io = {.read = ur_read, .writev = ur_writev};
+	char c = kernel_switch();
 	if (c == 'N')
 		log_info(
 			"FUSE requests go over /dev/fuse: this kernel can pass them over io_uring, "
 			"which is faster, but " UR_PARAM " is N (README, \"Speed\")");
-	return c == 'Y';
-}
-
-int fs_uring_attach(struct fuse_session *se)
-{
-	static const struct fuse_custom_io io = {.read = ur_read, .writev = ur_writev};
-	if (!kernel_enabled())
+	if (c != 'Y')
 		return 0;
 	ur.se = se;
 	ur.fd = fuse_session_fd(se);
