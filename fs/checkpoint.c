@@ -75,7 +75,8 @@ void fs_inode_staged_update(struct fs *fs, struct fs_inode *i)
  * fs->staged either). tab_mu held. */
 static void inode_maybe_free_locked(struct fs *fs, struct fs_inode *i)
 {
-	if (i->refs || i->nlookup || i->nopen || i->dirty || i->queued || i->staging_fd >= 0)
+	if (i->refs || i->nlookup || i->nopen || i->dirty || i->queued || i->staging_fd >= 0 ||
+	    i->in_mem)
 		return;
 	struct fs_inode **pp = &fs->tab[i->ino % FS_INODE_BUCKETS];
 	while (*pp != i)
@@ -198,17 +199,57 @@ static bool has_stale_staging(struct fs *fs, struct fs_inode *i)
 	return i->staging_fd >= 0 && !i->dirty && i->clean_gen < fs->sync_gen;
 }
 
+static bool holds_mem(struct fs *fs, struct fs_inode *i)
+{
+	return i->in_mem;
+}
+
+/*
+ * Staged bytes held in memory (data.c) die with the process, so meta must not be synced
+ * while it names any: store them first (the flush the file awaits anyway) when store is
+ * set, and write what is still in memory to staging files. From the start, no other file
+ * may take memory (fs->mem_blocked, raised here and lowered by the caller once meta is
+ * synced); a file that holds some already is in the list collected below, and is settled
+ * after the write under way.
+ */
+static int settle_mem(struct fs *fs, bool store)
+{
+	struct fs_inode **v;
+	size_t n;
+	pthread_mutex_lock(&fs->tab_mu);
+	fs->mem_blocked++;
+	pthread_mutex_unlock(&fs->tab_mu);
+	int r = collect_inodes(fs, holds_mem, &v, &n);
+	if (r < 0)
+		return r;
+	for (size_t k = 0; k < n; k++) {
+		if (store)
+			(void)fs_data_flush(fs, v[k]); /* a failure is logged; the spill follows */
+		int e = fs_data_mem_spill(fs, v[k]);
+		if (e < 0 && r >= 0)
+			r = e;
+		fs_inode_put(fs, v[k]);
+	}
+	free(v);
+	return r;
+}
+
 int fs_sync(struct fs *fs)
 {
 	struct fs_inode **v;
 	size_t n;
+	int r = settle_mem(fs, true);
 	pthread_rwlock_wrlock(&fs->sync_lock);
-	int r = store_flush(fs->store);
+	if (r >= 0)
+		r = store_flush(fs->store);
 	if (r >= 0)
 		r = meta_sync(fs->meta);
 	if (r >= 0)
 		fs->sync_gen++;
 	pthread_rwlock_unlock(&fs->sync_lock);
+	pthread_mutex_lock(&fs->tab_mu);
+	fs->mem_blocked--;
+	pthread_mutex_unlock(&fs->tab_mu);
 	if (r < 0)
 		return r;
 	if (collect_inodes(fs, has_stale_staging, &v, &n) < 0)
@@ -790,6 +831,10 @@ int fs_close(struct fs *fs)
 	stop_threads(fs);
 	if (fs->meta) {
 		r = fs_checkpoint(fs);
+		/* Closing meta commits its batch: staged bytes a failed checkpoint left in
+		 * memory must be in staging files first, or the batch would name bytes gone. */
+		if (r < 0)
+			(void)settle_mem(fs, false);
 		int k = meta_close(fs->meta);
 		if (r >= 0)
 			r = k;
@@ -801,6 +846,7 @@ int fs_close(struct fs *fs)
 			fs->tab[b] = i->hnext;
 			if (i->staging_fd >= 0)
 				close(i->staging_fd);
+			free(i->mem);
 			pthread_mutex_destroy(&i->mu);
 			free(i);
 		}

@@ -7,6 +7,17 @@
  * (fs/meta.h). A read starts from the file's extents (chunks), overlays dirty ranges from
  * the staging file, and leaves zeros in holes.
  *
+ * Small files stage in memory instead. Most files an rsync writes are a few KiB, and a
+ * staging file each cost an ext4 create (or the rename of a spare), a write, a read, and a
+ * truncate and rename when it went: a fifth of the daemon's time in an initial rsync of
+ * small files. So a file with no staging file, written only below STAGING_MEM_FILE_MAX,
+ * keeps its staged bytes in i->mem at their offsets while all such buffers stay under
+ * STAGING_MEM_TOTAL; its dirty ranges are recorded in meta as for any file. Memory does not
+ * survive a crash, so a durable meta must never name those bytes: fs_sync stores them (or
+ * writes them to staging files) before meta is synced, and meanwhile no other file may
+ * take memory (fs->mem_blocked). fsync, a truncate, and a write past the limit move them to
+ * a staging file first (mem_spill).
+ *
  * A flush re-chunks only around what changed. The chunker is stateless from a chunk
  * boundary, so the flush starts at the boundary at or before the first dirty byte, cuts
  * chunks through the dirty bytes, and stops as soon as a new cut point falls on an old
@@ -449,6 +460,113 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* ---- staged bytes held in memory ------------------------------------------------------- */
+
+/* Let i->mem hold at least end bytes, within the limits; false: stage in a file. i->mu held.
+ * A file already holding memory may grow while fs_sync is under way: that sync collected it
+ * and stores it after this write. */
+static bool mem_reserve(struct fs *fs, struct fs_inode *i, uint64_t end)
+{
+	if (end <= i->mem_cap)
+		return true;
+	if (end > STAGING_MEM_FILE_MAX)
+		return false;
+	size_t cap = MAX(i->mem_cap, (size_t)4096);
+	while (cap < end)
+		cap *= 2;
+	cap = MIN(cap, (size_t)STAGING_MEM_FILE_MAX);
+	pthread_mutex_lock(&fs->tab_mu);
+	bool ok = (i->in_mem || !fs->mem_blocked) &&
+		  fs->mem_bytes + (cap - i->mem_cap) <= STAGING_MEM_TOTAL;
+	if (ok) {
+		fs->mem_bytes += cap - i->mem_cap;
+		i->in_mem = true;
+	}
+	pthread_mutex_unlock(&fs->tab_mu);
+	if (!ok)
+		return false;
+	uint8_t *p = realloc(i->mem, cap);
+	if (!p) {
+		pthread_mutex_lock(&fs->tab_mu);
+		fs->mem_bytes -= cap - i->mem_cap;
+		i->in_mem = i->mem != NULL;
+		pthread_mutex_unlock(&fs->tab_mu);
+		return false;
+	}
+	memset(p + i->mem_cap, 0, cap - i->mem_cap);
+	i->mem = p;
+	i->mem_cap = cap;
+	return true;
+}
+
+/* i->mu held. */
+static void mem_free(struct fs *fs, struct fs_inode *i)
+{
+	if (!i->mem)
+		return;
+	free(i->mem);
+	pthread_mutex_lock(&fs->tab_mu);
+	fs->mem_bytes -= i->mem_cap;
+	i->in_mem = false;
+	pthread_mutex_unlock(&fs->tab_mu);
+	i->mem = NULL;
+	i->mem_len = i->mem_cap = 0;
+}
+
+/* Move the staged bytes i holds in memory to its staging file. i->mu held. */
+static int mem_spill(struct fs *fs, struct fs_inode *i)
+{
+	if (!i->mem)
+		return 0;
+	int r = staging_open(fs, i);
+	if (r >= 0)
+		r = pwrite_all(i->staging_fd, i->mem, i->mem_len, 0);
+	if (r < 0)
+		return log_error_errno(r, "inode %" PRIu64 ": staging %zu bytes held in memory: %s",
+				       i->ino, i->mem_len, strerror(-r));
+	mem_free(fs, i);
+	return 0;
+}
+
+int fs_data_mem_spill(struct fs *fs, struct fs_inode *i)
+{
+	pthread_mutex_lock(&i->mu);
+	int r = mem_spill(fs, i);
+	pthread_mutex_unlock(&i->mu);
+	return r;
+}
+
+/* Stage len bytes at off: in memory if the file may, else in its staging file. i->mu held. */
+static int staged_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len,
+			uint64_t off)
+{
+	/* Memory holds all of a file's staged bytes or none: it starts on a file with none. */
+	bool fresh = !i->dirty && i->staging_fd < 0;
+	if ((i->mem || fresh) && off + len <= STAGING_MEM_FILE_MAX &&
+	    mem_reserve(fs, i, off + len)) {
+		memcpy(i->mem + off, buf, len);
+		i->mem_len = MAX(i->mem_len, (size_t)(off + len));
+		return 0;
+	}
+	int r = mem_spill(fs, i);
+	if (r >= 0)
+		r = staging_open(fs, i);
+	return r < 0 ? r : pwrite_all(i->staging_fd, buf, len, off);
+}
+
+/* Read len staged bytes at off, from memory or the staging file; zeros past their end. */
+static int staged_read(struct fs *fs, struct fs_inode *i, uint8_t *dst, size_t len, uint64_t off)
+{
+	if (i->mem) {
+		size_t have = off < i->mem_len ? (size_t)MIN((uint64_t)len, i->mem_len - off) : 0;
+		memcpy(dst, i->mem + off, have);
+		memset(dst + have, 0, len - have);
+		return 0;
+	}
+	int r = staging_open(fs, i);
+	return r < 0 ? r : pread_all(i->staging_fd, dst, len, off);
+}
+
 /* Fill dst with [off, off+len) of the file made of extents v: their bytes, zeros between
  * them (holes). Only the holes are zeroed, not all of dst first: that was a second pass over
  * every byte read. Correct in any order of v: [off, done) holds either extent bytes or
@@ -499,9 +617,7 @@ ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, u
 			 to = MIN(off + len, rl.v[k].off + rl.v[k].len);
 		if (from >= to)
 			continue;
-		r = staging_open(fs, i);
-		if (r >= 0)
-			r = pread_all(i->staging_fd, dst + (from - off), (size_t)(to - from), from);
+		r = staged_read(fs, i, dst + (from - off), (size_t)(to - from), from);
 	}
 	if (r >= 0 && ahead)
 		prefetch_after(fs, el.v, el.n, off, len);
@@ -544,9 +660,7 @@ int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len
 		return r;
 	if (!S_ISREG(mi.mode))
 		return -EINVAL;
-	r = staging_open(fs, i);
-	if (r >= 0)
-		r = pwrite_all(i->staging_fd, buf, len, off);
+	r = staged_write(fs, i, buf, len, off);
 	if (r < 0)
 		return log_error_errno(r, "inode %" PRIu64 ": staging %zu bytes at %" PRIu64 ": %s",
 				       i->ino, len, off, strerror(-r));
@@ -570,6 +684,10 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint6
 
 	if (new_size >= old_size)
 		return 0; /* growing leaves a hole; the caller records the size */
+	/* The cut below works on the staging file. */
+	r = mem_spill(fs, i);
+	if (r < 0)
+		return r;
 	/* A chunk cut in two keeps its prefix as staged data; everything after goes. */
 	r = meta_extents(fs->meta, i->ino, new_size, 1, collect_extent, &el);
 	uint64_t cut = new_size;
@@ -609,6 +727,7 @@ void fs_data_discard(struct fs *fs, struct fs_inode *i)
 			close(i->staging_fd);
 	} else
 		spare_give(fs, i->staging_fd, path);
+	mem_free(fs, i);
 	i->staging_fd = -1;
 	i->dirty = false;
 	fs_inode_staged_update(fs, i);
@@ -616,6 +735,9 @@ void fs_data_discard(struct fs *fs, struct fs_inode *i)
 
 int fs_data_fsync(struct fs *fs, struct fs_inode *i, bool datasync)
 {
+	int r = mem_spill(fs, i);
+	if (r < 0)
+		return r;
 	if (i->staging_fd >= 0 && (datasync ? fdatasync(i->staging_fd) : fsync(i->staging_fd)) < 0)
 		return log_error_errno(-errno, "inode %" PRIu64 ": fsync of staged data: %s",
 				       i->ino, strerror(errno));
@@ -767,6 +889,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 		r = meta_dirty_ranges(fs->meta, i->ino, collect_range, &c.dirty);
 	if (r < 0 || c.dirty.n == 0) {
 		if (r >= 0 && i->dirty) {
+			mem_free(fs, i);
 			i->dirty = false;
 			i->clean_gen = fs->sync_gen;
 			fs_inode_staged_update(fs, i);
@@ -823,6 +946,9 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 	}
 	free(left.v);
 	if (r >= 0) {
+		/* Memory goes now: a crash before the next fs_sync loses the extents that
+		 * replaced it too, as meta never named it durably. */
+		mem_free(fs, i);
 		i->dirty = false;
 		/* Its staging file may go once a later fs_sync has made this durable. */
 		i->clean_gen = fs->sync_gen;

@@ -51,6 +51,11 @@ struct fs_inode {
 	struct fs_inode *hnext, *qnext;
 	struct fs_inode *snext, *sprev; /* on fs->staged: dirty or holding a staging file */
 	bool staged;
+	/* Staged bytes held in memory instead of a staging file (data.c): mem_cap bytes, those
+	 * written below mem_len. in_mem says it under tab_mu too, for fs_sync. */
+	uint8_t *mem;
+	size_t mem_len, mem_cap;
+	bool in_mem;
 };
 
 struct blob_cache_entry;
@@ -58,6 +63,10 @@ struct blob_cache_entry;
 /* Emptied staging files kept for reuse (data.c), named <staging>/spare.<seq>. */
 #define STAGING_SPARE_PREFIX "spare."
 #define STAGING_SPARES_MAX 65536
+/* Staged bytes held in memory (data.c): files written only below STAGING_MEM_FILE_MAX, up
+ * to STAGING_MEM_TOTAL bytes of them all. */
+#define STAGING_MEM_FILE_MAX (128u * 1024)
+#define STAGING_MEM_TOTAL (64ull * 1024 * 1024)
 
 struct fs {
 	struct store *store;
@@ -84,6 +93,8 @@ struct fs {
 	struct fs_inode **queue_tail;
 	pthread_cond_t queue_cond; /* the queue got a new head, or stopping */
 	uint64_t staged_bytes;	   /* approximate, for back-pressure */
+	uint64_t mem_bytes;	   /* of all fs_inode.mem buffers */
+	unsigned mem_blocked;	   /* fs_sync calls under way: no file may newly take memory */
 	bool stopping;
 	int flush_error; /* last background flush error, reported at checkpoint */
 
@@ -154,6 +165,8 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint6
 int fs_data_flush(struct fs *fs, struct fs_inode *i);
 /* Forget all staged data of a deleted inode. Caller holds i->mu. */
 void fs_data_discard(struct fs *fs, struct fs_inode *i);
+/* Write i's staged bytes held in memory to its staging file. Takes i->mu. */
+int fs_data_mem_spill(struct fs *fs, struct fs_inode *i);
 int fs_data_fsync(struct fs *fs, struct fs_inode *i, bool datasync);
 void fs_blob_cache_clear(struct fs *fs);
 /* A prefetch thread (arg: the fs): decodes queued chunks into the cache until
