@@ -74,14 +74,9 @@ static void root_stat(struct fs *fs, struct stat *st)
 	st->st_mtim = st->st_ctim = st->st_atim;
 }
 
-static int invalidate_cb(uint64_t parent, void *ud)
-{
-	return meta_tree_invalidate(ud, parent);
-}
-
 int fs_touch_parents(struct fs *fs, uint64_t ino)
 {
-	return meta_parents(fs->meta, ino, invalidate_cb, fs->meta);
+	return meta_touch_parents(fs->meta, ino);
 }
 
 /* After any change to inode mi: the trees that show it must be rewritten. */

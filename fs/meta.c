@@ -28,6 +28,7 @@
 #define META_SCHEMA_VERSION 1
 /* Rows fetched per lock hold when feeding a callback. */
 #define META_BATCH 64
+#define META_TOUCHED_SLOTS 1024
 
 /*
  * Schema, version 1 (documented in meta.h). Offsets, sizes and inode numbers are stored as
@@ -180,6 +181,14 @@ struct meta {
 	uint64_t next_ino, next_ino_stored;
 	bool opened;
 	sqlite3_stmt *st[_ST_MAX];
+	/* Inodes touched (meta_tree_invalidate: a directory; meta_touch_parents: a file) since
+	 * tree_gen last changed, direct-mapped: touching one again runs no statement. tree_gen
+	 * changes whenever a cleared tree may be set again: meta_tree_set, and any failure (a
+	 * savepoint or the whole batch rolled back). */
+	uint64_t tree_gen;
+	struct {
+		uint64_t ino, gen;
+	} touched[META_TOUCHED_SLOTS];
 };
 
 /* ---- helpers ---- */
@@ -196,6 +205,8 @@ static int sql_err(struct meta *m, int rc, const char *what)
 {
 	int ext = sqlite3_extended_errcode(m->db);
 	int r;
+
+	m->tree_gen++; /* SQLite may have rolled the batch back: forget what was touched */
 
 	if ((rc & 0xff) == SQLITE_CONSTRAINT &&
 	    (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY))
@@ -344,6 +355,7 @@ static int op_end(struct meta *m, int r)
 {
 	if (r >= 0)
 		return run(m, m->st[ST_RELEASE], "releasing a savepoint");
+	m->tree_gen++; /* what was touched inside may be undone */
 	/* A batch SQLite already rolled back took the savepoint with it. */
 	if (m->in_txn && !sqlite3_get_autocommit(m->db)) {
 		(void)run(m, m->st[ST_ROLLBACK_TO], "rolling back a savepoint");
@@ -555,6 +567,7 @@ int meta_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct meta
 
 	if (!m)
 		return -ENOMEM;
+	m->tree_gen = 1; /* the zeroed slots name no touched inode */
 	pthread_mutex_init(&m->lock, NULL);
 	int rc = sqlite3_open_v2(path, &m->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -708,6 +721,7 @@ static int inode_insert_locked(struct meta *m, uint64_t ino, const struct meta_i
 	if (r < 0)
 		return r;
 	sqlite3_stmt *s = m->st[ST_INODE_INSERT];
+	m->touched[ino % META_TOUCHED_SLOTS].ino = 0; /* a number used before is not touched */
 	bind_inode(s, ino, i);
 	r = run(m, s, "inserting an inode");
 	if (r >= 0 && ino >= m->next_ino)
@@ -1378,6 +1392,7 @@ int meta_tree_get(struct meta *m, uint64_t dir, struct blob_id *ret)
 int meta_tree_set(struct meta *m, uint64_t dir, const struct blob_id *id)
 {
 	LOCKED(m);
+	m->tree_gen++;
 	sqlite3_stmt *s = m->st[ST_TREE_SET];
 	bind_u64(s, 1, dir);
 	sqlite3_bind_blob(s, 2, id->b, BLOB_ID_SIZE, SQLITE_STATIC);
@@ -1415,13 +1430,55 @@ static int tree_invalidate_locked(struct meta *m, uint64_t dir)
 	return r < 0 ? r : 0;
 }
 
+static bool touched(struct meta *m, uint64_t ino)
+{
+	return m->touched[ino % META_TOUCHED_SLOTS].ino == ino &&
+	       m->touched[ino % META_TOUCHED_SLOTS].gen == m->tree_gen;
+}
+
+/* ino was touched at tree generation gen, and nothing failed or was set since. */
+static void touched_note(struct meta *m, uint64_t ino, uint64_t gen)
+{
+	if (gen != m->tree_gen)
+		return;
+	m->touched[ino % META_TOUCHED_SLOTS].ino = ino;
+	m->touched[ino % META_TOUCHED_SLOTS].gen = gen;
+}
+
 int meta_tree_invalidate(struct meta *m, uint64_t dir)
 {
 	LOCKED(m);
+	if (touched(m, dir))
+		return 0;
+	uint64_t gen = m->tree_gen;
 	int r = op_begin(m);
-	if (r < 0)
-		return r;
-	return op_end(m, tree_invalidate_locked(m, dir));
+	if (r >= 0)
+		r = op_end(m, tree_invalidate_locked(m, dir));
+	if (r >= 0)
+		touched_note(m, dir, gen);
+	return r;
+}
+
+static int invalidate_cb(uint64_t parent, void *ud)
+{
+	return meta_tree_invalidate(ud, parent);
+}
+
+int meta_touch_parents(struct meta *m, uint64_t ino)
+{
+	pthread_mutex_lock(&m->lock);
+	bool done = touched(m, ino);
+	uint64_t gen = m->tree_gen;
+	pthread_mutex_unlock(&m->lock);
+	if (done)
+		return 0;
+	int r = u64_walk(m, ST_PARENTS, ino, invalidate_cb, m, "listing parents");
+	if (r >= 0) {
+		pthread_mutex_lock(&m->lock);
+		touched_note(m, ino, gen);
+		pthread_mutex_unlock(&m->lock);
+	}
+	return r;
 }
 
 int meta_usage(struct meta *m, uint64_t *ret_inodes, uint64_t *ret_bytes)

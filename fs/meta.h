@@ -141,8 +141,12 @@ int meta_orphans(struct meta *m, int (*fn)(uint64_t ino, void *ud), void *ud);
  * (dirty) whenever the directory or anything below it changes. get: -ENOENT when dirty. */
 int meta_tree_get(struct meta *m, uint64_t dir, struct blob_id *ret);
 int meta_tree_set(struct meta *m, uint64_t dir, const struct blob_id *id);
-/* Mark dir and every ancestor up to the root dirty (stops early at an already dirty one). */
+/* Mark dir and every ancestor up to the root dirty (stops early at an already dirty one).
+ * Touching the same directory again before any tree is set runs no statement. */
 int meta_tree_invalidate(struct meta *m, uint64_t dir);
+/* meta_tree_invalidate on every directory holding ino; again, as cheap. A new parent of ino
+ * (link, rename) must be invalidated by the operation that made it one. */
+int meta_touch_parents(struct meta *m, uint64_t ino);
 
 /* For statfs: number of inodes and the sum of file sizes. */
 int meta_usage(struct meta *m, uint64_t *ret_inodes, uint64_t *ret_bytes);

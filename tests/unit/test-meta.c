@@ -878,6 +878,47 @@ static void test_tree(void)
 	meta_close(m);
 }
 
+/* meta_touch_parents, and that touching again is cheap only while it would change nothing. */
+static void test_touch_parents(void)
+{
+	char path[256];
+	struct meta *m = open_new(path, sizeof(path));
+	uint64_t d[3], side, f = create(m, S_IFREG | 0644);
+
+	d[0] = META_ROOT_INO;
+	d[1] = mkdir_in(m, d[0], "a");
+	d[2] = mkdir_in(m, d[1], "b");
+	side = mkdir_in(m, d[0], "side");
+	tap_require(meta_link(m, d[2], "f", f) == 0);
+	tap_require(meta_link(m, side, "g", f) == 0);
+	struct blob_id nine = tid(9);
+
+	set_all(m, d, 3);
+	tap_require(meta_tree_set(m, side, &nine) == 0);
+	is_int(meta_touch_parents(m, f), 0, "touch: a file with two links");
+	ok(tree_is(m, d[2], -1) && tree_is(m, d[1], -1) && tree_is(m, d[0], -1) &&
+		   tree_is(m, side, -1),
+	   "touch: both parents and their ancestors are dirty");
+
+	/* Trees written since (a checkpoint): the same touch must clear them again. */
+	set_all(m, d, 3);
+	tap_require(meta_tree_set(m, side, &nine) == 0);
+	is_int(meta_touch_parents(m, f), 0, "touch: again after the trees were set");
+	ok(tree_is(m, d[2], -1) && tree_is(m, d[0], -1) && tree_is(m, side, -1),
+	   "touch: ... clears them again");
+	is_int(meta_touch_parents(m, f), 0, "touch: a third time, nothing set since");
+	ok(tree_is(m, d[2], -1) && tree_is(m, side, -1), "touch: ... still dirty");
+
+	/* Only the directory's own tree set again: the cached touch of it must not hide it. */
+	tap_require(meta_tree_invalidate(m, d[2]) == 0);
+	tap_require(meta_tree_set(m, d[2], &nine) == 0);
+	is_int(meta_tree_invalidate(m, d[2]), 0, "touch: invalidate a directory set again");
+	ok(tree_is(m, d[2], -1), "touch: ... is dirty again");
+
+	is_int(meta_touch_parents(m, 9999), 0, "touch: an unknown inode is harmless");
+	meta_close(m);
+}
+
 static void test_durability(void)
 {
 	char path[256];
@@ -1089,6 +1130,7 @@ int main(int argc, char **argv)
 	test_extents();
 	test_dirty();
 	test_tree();
+	test_touch_parents();
 	test_durability();
 	test_crash();
 	test_identity();
