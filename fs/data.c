@@ -664,13 +664,15 @@ int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len
 	if (r < 0)
 		return log_error_errno(r, "inode %" PRIu64 ": staging %zu bytes at %" PRIu64 ": %s",
 				       i->ino, len, off, strerror(-r));
-	r = meta_dirty_add(fs->meta, i->ino, off, len);
+	/* Dirty first: whatever fails below, the flush and fs_sync visit this file (and what
+	 * it holds in memory) all the same. */
+	r = mark_dirty(fs, i);
+	if (r >= 0)
+		r = meta_dirty_add(fs->meta, i->ino, off, len);
 	if (r < 0)
 		return r;
 	/* Only size and times: namespace operations change this row's other columns meanwhile. */
 	r = meta_inode_extend(fs->meta, i->ino, off + len, fs->kernel_times ? 0 : fs_now_ns());
-	if (r >= 0)
-		r = mark_dirty(fs, i);
 	pthread_mutex_lock(&fs->tab_mu);
 	fs->staged_bytes += len;
 	pthread_mutex_unlock(&fs->tab_mu);
