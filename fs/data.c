@@ -867,6 +867,72 @@ static int flush_region(struct flush_ctx *c, uint64_t start, uint64_t last_dirty
 	return r;
 }
 
+/* Re-chunk around every dirty range of c->dirty. */
+static int flush_ranges(struct flush_ctx *c)
+{
+	int r = 0;
+	/* Room for two maximal chunks, and no more than the file: a region never reads past its
+	 * end, and most files are small. */
+	c->cap = (size_t)MIN(2 * (uint64_t)store_chunker(c->fs->store)->max_size, MAX(c->size, 1));
+	c->buf = malloc(c->cap);
+	if (!c->buf)
+		return -ENOMEM;
+	for (size_t k = 0; r >= 0 && k < c->dirty.n; k++) {
+		const struct range *d = &c->dirty.v[k];
+		uint64_t start = d->off, end = 0;
+		struct meta_extent e;
+		bool found;
+		if (d->off >= c->size)
+			continue;
+		/* Start on the chunk boundary at or before the first dirty byte. */
+		r = extent_at(c, d->off, &e, &found);
+		if (r >= 0 && found)
+			start = e.off;
+		/* The last dirty byte this region must cover: contiguous dirty ranges go along. */
+		uint64_t last = d->off + d->len;
+		if (r >= 0)
+			r = flush_region(c, start, last, &end);
+		/* Skip ranges the region already consumed. */
+		while (r >= 0 && k + 1 < c->dirty.n &&
+		       c->dirty.v[k + 1].off + c->dirty.v[k + 1].len <= end)
+			k++;
+		if (r >= 0 && k + 1 < c->dirty.n && c->dirty.v[k + 1].off < end) {
+			/* Partly consumed: what is left starts at end. */
+			struct range *nx = &c->dirty.v[k + 1];
+			nx->len -= end - nx->off;
+			nx->off = end;
+		}
+	}
+	return r;
+}
+
+/* The whole file, [0, size), is staged in memory: its chunks are cut from there, and they
+ * replace whatever extents it had. No read, no copy, no lookup of old boundaries. */
+static int flush_mem_whole(struct flush_ctx *c)
+{
+	const struct chunker *ch = store_chunker(c->fs->store);
+	struct extent_list out = {0};
+	uint64_t pos = 0;
+	int r = 0;
+	while (r >= 0 && pos < c->size) {
+		size_t n = chunker_find(ch, c->i->mem + pos, (size_t)(c->size - pos), true);
+		struct meta_extent e = {.off = pos, .len = (uint32_t)n};
+		if (n == 0)
+			r = -EIO; /* cannot happen: at the end the chunker cuts what is left */
+		if (r >= 0)
+			r = store_put(c->fs->store, BLOB_DATA, c->i->mem + pos, n, &e.blob, NULL);
+		if (r >= 0)
+			r = collect_extent(&e, &out);
+		pos += n;
+	}
+	if (r >= 0)
+		r = meta_extents_replace(c->fs->meta, c->i->ino, 0, c->size, out.v, out.n);
+	if (r >= 0)
+		r = meta_dirty_clear(c->fs->meta, c->i->ino, 0, c->size);
+	free(out.v);
+	return r;
+}
+
 int fs_data_flush(struct fs *fs, struct fs_inode *i)
 {
 	struct flush_ctx c = {.fs = fs, .i = i};
@@ -899,43 +965,14 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 		goto out;
 	}
 	c.size = mi.size;
-	/* Room for two maximal chunks, and no more than the file: a region never reads past its
-	 * end, and most files are small. */
-	c.cap = (size_t)MIN(2 * (uint64_t)store_chunker(fs->store)->max_size, MAX(c.size, 1));
-	c.buf = malloc(c.cap);
-	if (!c.buf) {
-		r = -ENOMEM;
-		goto out;
-	}
 	uint64_t staged = 0;
 	for (size_t k = 0; k < c.dirty.n; k++)
 		staged += c.dirty.v[k].len;
-	for (size_t k = 0; r >= 0 && k < c.dirty.n; k++) {
-		const struct range *d = &c.dirty.v[k];
-		uint64_t start = d->off, end = 0;
-		struct meta_extent e;
-		bool found;
-		if (d->off >= c.size)
-			continue;
-		/* Start on the chunk boundary at or before the first dirty byte. */
-		r = extent_at(&c, d->off, &e, &found);
-		if (r >= 0 && found)
-			start = e.off;
-		/* The last dirty byte this region must cover: contiguous dirty ranges go along. */
-		uint64_t last = d->off + d->len;
-		if (r >= 0)
-			r = flush_region(&c, start, last, &end);
-		/* Skip ranges the region already consumed. */
-		while (r >= 0 && k + 1 < c.dirty.n &&
-		       c.dirty.v[k + 1].off + c.dirty.v[k + 1].len <= end)
-			k++;
-		if (r >= 0 && k + 1 < c.dirty.n && c.dirty.v[k + 1].off < end) {
-			/* Partly consumed: what is left starts at end. */
-			struct range *nx = &c.dirty.v[k + 1];
-			nx->len -= end - nx->off;
-			nx->off = end;
-		}
-	}
+	/* Most small files are staged whole in memory: chunk them where they are. */
+	if (i->mem && c.dirty.n == 1 && c.dirty.v[0].off == 0 && c.dirty.v[0].len >= c.size)
+		r = flush_mem_whole(&c);
+	else
+		r = flush_ranges(&c);
 	/* Whatever a region could not consume stays staged, and the file stays dirty. */
 	struct range_list left = {0};
 	if (r >= 0)
