@@ -493,7 +493,6 @@ static bool mem_reserve(struct fs *fs, struct fs_inode *i, uint64_t end)
 		pthread_mutex_unlock(&fs->tab_mu);
 		return false;
 	}
-	memset(p + i->mem_cap, 0, cap - i->mem_cap);
 	i->mem = p;
 	i->mem_cap = cap;
 	return true;
@@ -544,6 +543,9 @@ static int staged_write(struct fs *fs, struct fs_inode *i, const void *buf, size
 	bool fresh = !i->dirty && i->staging_fd < 0;
 	if ((i->mem || fresh) && off + len <= STAGING_MEM_FILE_MAX &&
 	    mem_reserve(fs, i, off + len)) {
+		/* Below mem_len every byte is written or zeroed: a spill writes them all. */
+		if (off > i->mem_len)
+			memset(i->mem + i->mem_len, 0, (size_t)off - i->mem_len);
 		memcpy(i->mem + off, buf, len);
 		i->mem_len = MAX(i->mem_len, (size_t)(off + len));
 		return 0;

@@ -65,7 +65,7 @@ struct blob_cache_entry;
 #define STAGING_SPARES_MAX 65536
 /* Staged bytes held in memory (data.c): files written only below STAGING_MEM_FILE_MAX, up
  * to STAGING_MEM_TOTAL bytes of them all. */
-#define STAGING_MEM_FILE_MAX (128u * 1024)
+#define STAGING_MEM_FILE_MAX (1024u * 1024)
 #define STAGING_MEM_TOTAL (64ull * 1024 * 1024)
 
 struct fs {

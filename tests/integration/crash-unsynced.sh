@@ -16,11 +16,13 @@ repo=$T/repo
 mnt=$T/mnt
 src=$T/src
 mkdir -p "$src"
-# 400 files of 1 byte to 200 KiB: most under the memory limit (128 KiB), some over it.
+# 400 files of 1 byte to 200 KiB, under the memory limit (1 MiB), and 8 over it.
 head -c $((2 * 1024 * 1024)) /dev/urandom >"$T/pool"
 for k in $(seq 1 400); do
-	dd if="$T/pool" of="$src/f$k" bs=64k iflag=skip_bytes,count_bytes skip=$((k * 4099)) \
-		count=$(((k * 7919) % (200 * 1024) + 1)) status=none || fail "making f$k"
+	size=$(((k * 7919) % (200 * 1024) + 1)) skip=$((k * 4099))
+	[ $((k % 50)) != 0 ] || size=$((1200 * 1024 + k)) skip=$((k * 100))
+	dd if="$T/pool" of="$src/f$k" bs=64k iflag=skip_bytes,count_bytes skip=$skip \
+		count=$size status=none || fail "making f$k"
 done
 
 mkfs.cairn -q "$repo" || fail "mkfs.cairn"
