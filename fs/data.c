@@ -657,11 +657,14 @@ static int mark_dirty(struct fs *fs, struct fs_inode *i)
 int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len, uint64_t off)
 {
 	struct meta_inode mi;
-	int r = meta_inode_get(fs->meta, i->ino, &mi);
-	if (r < 0)
-		return r;
-	if (!S_ISREG(mi.mode))
-		return -EINVAL;
+	int r = 0;
+	if (!atomic_load_explicit(&i->is_reg, memory_order_relaxed)) {
+		r = meta_inode_get(fs->meta, i->ino, &mi);
+		if (r < 0)
+			return r;
+		if (!S_ISREG(mi.mode))
+			return -EINVAL;
+	}
 	r = staged_write(fs, i, buf, len, off);
 	if (r < 0)
 		return log_error_errno(r, "inode %" PRIu64 ": staging %zu bytes at %" PRIu64 ": %s",

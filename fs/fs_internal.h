@@ -16,6 +16,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "fsops.h"
 #include "meta.h"
@@ -56,6 +57,8 @@ struct fs_inode {
 	uint8_t *mem;
 	size_t mem_len, mem_cap;
 	bool in_mem;
+	/* A regular file (a type never changes): set when the kernel is given its entry. */
+	atomic_bool is_reg;
 };
 
 struct blob_cache_entry;

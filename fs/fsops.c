@@ -120,6 +120,8 @@ static int make_entry(struct fs *fs, uint64_t ino, struct fs_entry *ret)
 	pthread_mutex_lock(&fs->tab_mu);
 	i->nlookup++;
 	pthread_mutex_unlock(&fs->tab_mu);
+	if (S_ISREG(mi.mode))
+		atomic_store_explicit(&i->is_reg, true, memory_order_relaxed);
 	fs_inode_put(fs, i);
 	ret->node = ino_to_node(ino);
 	fs_inode_to_stat(&mi, &ret->attr);
@@ -708,19 +710,26 @@ int fsops_open(struct fs *fs, uint64_t node, int flags)
 		return r;
 	}
 	int r = tree_ino(node, &ino);
-	if (r >= 0)
-		r = meta_inode_get(fs->meta, ino, &mi);
 	if (r < 0)
 		return r;
 	struct fs_inode *i = fs_inode_get(fs, ino);
 	if (!i)
 		return -ENOMEM;
+	/* An inode the kernel holds a lookup of exists (maybe_reap keeps it): no need to ask
+	 * meta, which an rsync would do twice per file. */
 	pthread_mutex_lock(&fs->tab_mu);
-	i->nopen++;
+	bool known = i->nlookup > 0;
+	if (known)
+		i->nopen++;
 	pthread_mutex_unlock(&fs->tab_mu);
+	if (!known && (r = meta_inode_get(fs->meta, ino, &mi)) >= 0) {
+		pthread_mutex_lock(&fs->tab_mu);
+		i->nopen++;
+		pthread_mutex_unlock(&fs->tab_mu);
+	}
 	/* O_TRUNC arrives as a separate setattr from the kernel (atomic_o_trunc is off). */
 	fs_inode_put(fs, i);
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 int fsops_release(struct fs *fs, uint64_t node)
