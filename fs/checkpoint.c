@@ -52,7 +52,13 @@ struct fs_inode *fs_inode_get(struct fs *fs, uint64_t ino)
 void fs_inode_staged_update(struct fs *fs, struct fs_inode *i)
 {
 	pthread_mutex_lock(&fs->tab_mu);
-	bool want = i->dirty || i->staging_fd >= 0;
+	fs_inode_staged_update_locked(fs, i);
+	pthread_mutex_unlock(&fs->tab_mu);
+}
+
+void fs_inode_staged_update_locked(struct fs *fs, struct fs_inode *i)
+{
+	bool want = i->dirty || i->staging_fd >= 0 || i->in_mem;
 	if (want && !i->staged) {
 		i->sprev = NULL;
 		i->snext = fs->staged;
@@ -68,7 +74,6 @@ void fs_inode_staged_update(struct fs *fs, struct fs_inode *i)
 			i->snext->sprev = i->sprev;
 	}
 	i->staged = want;
-	pthread_mutex_unlock(&fs->tab_mu);
 }
 
 /* Free an entry nobody needs: no kernel reference, no handle, nothing staged (so not on

@@ -480,7 +480,9 @@ static bool mem_reserve(struct fs *fs, struct fs_inode *i, uint64_t end)
 		  fs->mem_bytes + (cap - i->mem_cap) <= STAGING_MEM_TOTAL;
 	if (ok) {
 		fs->mem_bytes += cap - i->mem_cap;
+		/* On fs->staged at once: fs_sync finds the files holding memory there. */
 		i->in_mem = true;
+		fs_inode_staged_update_locked(fs, i);
 	}
 	pthread_mutex_unlock(&fs->tab_mu);
 	if (!ok)
@@ -490,6 +492,7 @@ static bool mem_reserve(struct fs *fs, struct fs_inode *i, uint64_t end)
 		pthread_mutex_lock(&fs->tab_mu);
 		fs->mem_bytes -= cap - i->mem_cap;
 		i->in_mem = i->mem != NULL;
+		fs_inode_staged_update_locked(fs, i);
 		pthread_mutex_unlock(&fs->tab_mu);
 		return false;
 	}
@@ -507,6 +510,7 @@ static void mem_free(struct fs *fs, struct fs_inode *i)
 	pthread_mutex_lock(&fs->tab_mu);
 	fs->mem_bytes -= i->mem_cap;
 	i->in_mem = false;
+	fs_inode_staged_update_locked(fs, i);
 	pthread_mutex_unlock(&fs->tab_mu);
 	i->mem = NULL;
 	i->mem_len = i->mem_cap = 0;

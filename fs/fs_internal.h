@@ -53,7 +53,8 @@ struct fs_inode {
 	struct fs_inode *snext, *sprev; /* on fs->staged: dirty or holding a staging file */
 	bool staged;
 	/* Staged bytes held in memory instead of a staging file (data.c): mem_cap bytes, those
-	 * written below mem_len. in_mem says it under tab_mu too, for fs_sync. */
+	 * written below mem_len. in_mem says it under tab_mu too, for fs_sync, and keeps the
+	 * entry on fs->staged from the moment it is set. */
 	uint8_t *mem;
 	size_t mem_len, mem_cap;
 	bool in_mem;
@@ -150,9 +151,10 @@ static inline uint64_t ino_to_node(uint64_t ino)
 /* Inode table (checkpoint.c). get creates the entry; put frees it when unreferenced. */
 struct fs_inode *fs_inode_get(struct fs *fs, uint64_t ino);
 void fs_inode_put(struct fs *fs, struct fs_inode *i);
-/* Put i on fs->staged or take it off, as its dirty flag and staging file now say. Call after
- * changing either (i->mu held). */
+/* Put i on fs->staged or take it off, as its dirty flag, staging file and memory now say.
+ * Call after changing any of them (i->mu held); _locked with tab_mu held too. */
 void fs_inode_staged_update(struct fs *fs, struct fs_inode *i);
+void fs_inode_staged_update_locked(struct fs *fs, struct fs_inode *i);
 /* Queue a dirty inode for a background flush after the configured delay. */
 void fs_flush_later(struct fs *fs, struct fs_inode *i);
 
