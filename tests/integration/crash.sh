@@ -60,20 +60,7 @@ if [ "$rc" = 0 ]; then
 else
 	echo "rsync died with the daemon (exit $rc), as it should"
 fi
-# A killed process stays a zombie until its parent (init) reaps it.
-i=0
-while kill -0 "$pid" 2>/dev/null; do
-	i=$((i + 1))
-	[ "$i" -lt 200 ] || fail "the killed daemon $pid did not go away in 20 s"
-	sleep 0.1
-done
-fusermount3 -u -z "$mnt" || fail "lazy unmount of the dead mount"
-i=0
-while is_mounted "$mnt"; do
-	i=$((i + 1))
-	[ "$i" -lt 100 ] || fail "the dead mount did not go away in 10 s"
-	sleep 0.1
-done
+detach_killed "$pid" "$mnt"
 
 # The remount breaks the lock of the dead daemon by itself, with one line saying so.
 rc=0

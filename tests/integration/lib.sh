@@ -33,6 +33,10 @@
 #   daemon_pid MNT              print the pid of the daemon serving MNT
 #   cache_of MNT                print the repository's cache directory of the mount at MNT
 #   is_mounted MNT              true while a file system is mounted at MNT (an absolute path)
+#   wait_for TRIES MSG CMD...   run CMD every 0.1 s until it succeeds; fail with MSG after
+#                               TRIES tries
+#   detach_killed PID MNT       after a kill -9 of MNT's daemon PID: wait until it is gone
+#                               (20 s at most), then detach its dead mount (10 s at most)
 #   tree_compare SRC DST        fail unless `rsync -aHAX --delete -c --modify-window=-1
 #                               --dry-run --itemize-changes SRC/ DST/` prints nothing: the
 #                               trees are byte- and metadata-equal (times to the nanosecond),
@@ -195,6 +199,35 @@ is_mounted()
 	awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
 }
 
+wait_for()
+{
+	_cairn_tries=$1 _cairn_msg=$2 _cairn_i=0
+	shift 2
+	until "$@"; do
+		_cairn_i=$((_cairn_i + 1))
+		[ "$_cairn_i" -lt "$_cairn_tries" ] || fail "$_cairn_msg"
+		sleep 0.1
+	done
+}
+
+_cairn_gone()
+{
+	! kill -0 "$1" 2>/dev/null
+}
+
+_cairn_unmounted()
+{
+	! is_mounted "$1"
+}
+
+detach_killed()
+{
+	# A killed process stays a zombie until its parent (init) reaps it.
+	wait_for 200 "the killed daemon $1 did not go away in 20 s" _cairn_gone "$1"
+	fusermount3 -u -z "$2" || fail "lazy unmount of the dead mount $2"
+	wait_for 100 "the dead mount $2 did not go away in 10 s" _cairn_unmounted "$2"
+}
+
 daemon_pid()
 {
 	bounded 10 getfattr --absolute-names -n user.cairn.pid --only-values "$1" ||
@@ -269,12 +302,7 @@ cairn_mount()
 	on_exit _cairn_reap "$_cairn_mnt" "$_cairn_pid"
 	[ "${CAIRN_TEST_URING:-0}" = 1 ] || return 0
 	# The daemon logs the first request it serves over a ring; daemon_pid made some.
-	_cairn_i=0
-	until over_uring "$_cairn_mnt"; do
-		_cairn_i=$((_cairn_i + 1))
-		[ "$_cairn_i" -lt 20 ] || fail "$_cairn_mnt: requests do not go over io_uring"
-		sleep 0.1
-	done
+	wait_for 20 "$_cairn_mnt: requests do not go over io_uring" over_uring "$_cairn_mnt"
 }
 
 cairn_umount()

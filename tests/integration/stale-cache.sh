@@ -186,13 +186,7 @@ printf 'fsynced in cache A, never committed\n' |
 sleep 3 # past the daemon's periodic sync (2 s): the dirty tree is in A's meta.db
 pid=$(daemon_pid "$mnt")
 kill -9 "$pid"
-i=0
-while kill -0 "$pid" 2>/dev/null; do
-	i=$((i + 1))
-	[ "$i" -lt 200 ] || fail "the killed daemon $pid did not go away in 20 s"
-	sleep 0.1
-done
-fusermount3 -u -z "$mnt" || fail "lazy unmount of the dead mount"
+detach_killed "$pid" "$mnt"
 [ "$(head_seq)" = "$seq_a" ] || fail "a commit after the last checkpoint before the kill"
 
 cairn_mount "$repo" "$mnt" "cachedir=$T/cache-b"
