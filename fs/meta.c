@@ -1472,7 +1472,7 @@ int meta_touch_parents(struct meta *m, uint64_t ino)
 	pthread_mutex_unlock(&m->lock);
 	if (done)
 		return 0;
-	int r = u64_walk(m, ST_PARENTS, ino, invalidate_cb, m, "listing parents");
+	int r = meta_parents(m, ino, invalidate_cb, m);
 	if (r >= 0) {
 		pthread_mutex_lock(&m->lock);
 		touched_note(m, ino, gen);
