@@ -251,6 +251,12 @@ static int local_put(struct backend *b, const char *key, const void *data, size_
 		r = -errno;
 		goto fail_unlink;
 	}
+	/* Written and synced, the object's pages are clean: drop them. A backup writes far
+	 * more than it reads back, and pages kept here would crowd out the machine's own
+	 * working set; on a virtual machine that hands freed memory back to its host, every
+	 * new page also costs a fault in the host (about 3.5 s of system time per GiB here,
+	 * against 0.3 s for pages reused), so reusing the same few pages is much cheaper. */
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	/* On some filesystems (NFS) close is where a write error finally shows. */
 	what = "close";
 	if (close(TAKE_FD(fd)) < 0) {
