@@ -20,6 +20,7 @@
 #include "fs_internal.h"
 #include "rotate.h"
 #include "tree.h"
+#include "uring.h"
 
 #define SYNC_INTERVAL_NS (2ull * 1000000000)
 #define FLUSH_BATCH_NS (100ull * 1000000)
@@ -148,7 +149,9 @@ static void *flush_thread(void *arg)
 			fs->queue_tail = &fs->queue;
 		i->refs++;
 		pthread_mutex_unlock(&fs->tab_mu);
+		fs_uring_worker_busy(true);
 		int r = fs_data_flush(fs, i);
+		fs_uring_worker_busy(false);
 		pthread_mutex_lock(&fs->tab_mu);
 		i->queued = false;
 		if (r < 0) {

@@ -39,6 +39,14 @@
  * after, with four per CPU 1.7 s before and 2.0-2.5 s after. A thread may only go back
  * from SCHED_IDLE with CAP_SYS_NICE or an RLIMIT_NICE that allows its nice value; a mount
  * that may not waits as SCHED_OTHER, as before.
+ *
+ * Not while a flusher of ours is at work, though. Then either it runs on the other CPU, so
+ * there is no idle CPU for the caller to be moved to and the switch gains nothing, or it
+ * waits for this one, and turning SCHED_IDLE hands it the CPU at once: the reply waits
+ * until the flusher sleeps or its slice ends. In an initial rsync of 1.9 GB that was about
+ * 55,000 of the ring threads' 230,000 preemptions; skipping the switch then took the wall
+ * time from 31.2 and 29.5 s to 29.0 and 29.2 s, and the idle CPU time from 19.6 and 18.9 s
+ * to 16.4 and 16.8 s.
  */
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
@@ -119,10 +127,16 @@ static struct {
 	unsigned nthreads;
 	struct ur_thread *t;
 	atomic_bool stop;
-	atomic_bool serving;	/* a request came over a ring */
-	bool idle_wait;		/* ring threads wait as SCHED_IDLE (see the top) */
-	atomic_bool idle_stuck; /* one could not leave it (logged once) */
+	atomic_bool serving;	 /* a request came over a ring */
+	bool idle_wait;		 /* ring threads wait as SCHED_IDLE (see the top) */
+	atomic_bool idle_stuck;	 /* one could not leave it (logged once) */
+	atomic_int busy_workers; /* flushers at work (see the top) */
 } ur = {.fd = -1};
+
+void fs_uring_worker_busy(bool busy)
+{
+	atomic_fetch_add_explicit(&ur.busy_workers, busy ? 1 : -1, memory_order_relaxed);
+}
 
 static _Thread_local struct ur_thread *ur_self;
 
@@ -278,10 +292,12 @@ static void *ur_main(void *arg)
 		struct io_uring_cqe *cqe = NULL;
 		struct __kernel_timespec ts = {.tv_sec = 1}; /* to notice ur.stop */
 		const struct sched_param sp = {0};
-		if (ur.idle_wait)
+		bool idle = ur.idle_wait &&
+			    atomic_load_explicit(&ur.busy_workers, memory_order_relaxed) == 0;
+		if (idle)
 			(void)sched_setscheduler(0, SCHED_IDLE, &sp);
 		int r = io_uring_submit_and_wait_timeout(&t->ring, &cqe, 1, &ts, NULL);
-		if (ur.idle_wait && sched_setscheduler(0, SCHED_OTHER, &sp) < 0 &&
+		if (idle && sched_setscheduler(0, SCHED_OTHER, &sp) < 0 &&
 		    !atomic_exchange(&ur.idle_stuck, true))
 			log_error("FUSE ring thread of CPU %u: cannot leave SCHED_IDLE: %s", t->qid,
 				  strerror(errno));

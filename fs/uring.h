@@ -7,7 +7,13 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 struct fuse_session;
 
 int fs_uring_attach(struct fuse_session *se);
 void fs_uring_stop(void);
+
+/* A background thread of ours (a flusher) starts (true) or stops (false) working. Ring
+ * threads wait as SCHED_IDLE only while none does (fs/uring.c). */
+void fs_uring_worker_busy(bool busy);
