@@ -839,11 +839,21 @@ int fs_close(struct fs *fs)
 	stop_threads(fs);
 	if (fs->meta) {
 		r = fs_checkpoint(fs);
-		/* Closing meta commits its batch: staged bytes a failed checkpoint left in
-		 * memory must be in staging files first, or the batch would name bytes gone. */
-		if (r < 0)
+		/* Closing meta commits its batch, so after a failed checkpoint everything it
+		 * names must outlive this process: staged bytes held in memory go to staging
+		 * files, and the packs the backend refused to the cache (the batch names their
+		 * chunks; the next mount uploads them first). If they cannot be kept, the batch
+		 * goes as in a crash: back to the last sync, whose staging files are all kept. */
+		bool commit = true;
+		if (r < 0) {
 			(void)settle_mem(fs, false);
-		int k = meta_close(fs->meta);
+			commit = store_save_unsent(fs->store) >= 0;
+		}
+		int k = 0;
+		if (commit)
+			k = meta_close(fs->meta);
+		else
+			meta_discard(fs->meta);
 		if (r >= 0)
 			r = k;
 	}

@@ -617,7 +617,6 @@ fail:
 int meta_close(struct meta *m)
 {
 	int r = 0;
-
 	if (!m)
 		return 0;
 	if (m->opened) {
@@ -633,6 +632,13 @@ int meta_close(struct meta *m)
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 	return r;
+}
+
+void meta_discard(struct meta *m)
+{
+	if (m)
+		m->opened = false; /* so meta_close does not commit */
+	(void)meta_close(m);
 }
 
 /* ---- key/value settings ---- */

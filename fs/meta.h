@@ -61,6 +61,8 @@ struct meta_extent {
 int meta_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct meta **ret);
 /* Sync and close. */
 int meta_close(struct meta *m);
+/* Close without committing the open batch, as a crash would. */
+void meta_discard(struct meta *m);
 /* Commit the open write transaction (durable once this returns). */
 int meta_sync(struct meta *m);
 

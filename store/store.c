@@ -332,6 +332,127 @@ int store_flush(struct store *s)
 	return write_segment(s);
 }
 
+/* ---- packs an unmount could not upload ------------------------------------------------- */
+/*
+ * When the last checkpoint fails (the backend refuses or cannot be reached), the packs not
+ * uploaded hold chunks that the working tree names: the flushers wrote those extents into
+ * meta's batch when they put the chunks, and closing meta commits that batch. Freed at exit,
+ * they would leave files naming data that exists nowhere. So store_save_unsent writes them
+ * to <cache>/outbox, through a directory backend (each file written, fsynced and renamed
+ * into place), and the next writable open uploads and indexes them before anything else.
+ */
+static int outbox_open(struct store *s, bool create, struct backend **ret)
+{
+	_cleanup_free_ char *dir = NULL;
+	if (!s->cache_dir || asprintf(&dir, "%s/outbox", s->cache_dir) < 0)
+		return -ENOMEM;
+	return backend_local_open(dir, create, ret);
+}
+
+int store_save_unsent(struct store *s)
+{
+	_cleanup_backend_ struct backend *ob = NULL;
+	size_t saved = 0;
+	if (s->read_only || !s->n_threads)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	int r = seal_open_pack_locked(s);
+	/* What is queued is tried once more; what fails lands on s->failed. */
+	while (s->queue || s->uploading)
+		pthread_cond_wait(&s->cond, &s->mu);
+	for (struct pending_pack *p = s->failed; r >= 0 && p; p = p->next) {
+		char key[PACK_KEY_MAX];
+		pack_key(p->pb.name, key);
+		if (!ob)
+			r = outbox_open(s, true, &ob);
+		if (r >= 0)
+			r = backend_put(ob, key, p->pb.data.data, p->pb.data.len, 0);
+		if (r >= 0)
+			saved++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (r < 0)
+		return log_error_errno(r, "%s: cannot keep the packs not uploaded in %s/outbox: %s",
+				       s->backend->location, s->cache_dir, strerror(-r));
+	if (saved)
+		log_warning("%s: %zu packs not uploaded are kept in %s/outbox; the next mount "
+			    "uploads them first",
+			    s->backend->location, saved, s->cache_dir);
+	return 0;
+}
+
+struct key_list {
+	char **v;
+	size_t n, cap;
+};
+
+static int key_list_add(const char *key, uint64_t size, void *userdata)
+{
+	struct key_list *l = userdata;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		char **v = reallocarray(l->v, cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	return (l->v[l->n] = strdup(key)) ? (l->n++, 0) : -ENOMEM;
+}
+
+/* Upload one kept pack, read its trailer back (which proves it whole and lists its blobs),
+ * index it, and only then delete the local copy. */
+static int send_kept(struct store *s, struct backend *ob, const char *key)
+{
+	_cleanup_buf_ struct buf data = {0};
+	_cleanup_free_ struct pack_entry *e = NULL;
+	uint8_t name[PACK_NAME_SIZE];
+	uint64_t size;
+	size_t n;
+	int r = pack_key_parse(key, name);
+	if (r >= 0)
+		r = backend_get(ob, key, 0, BACKEND_WHOLE, &data);
+	if (r >= 0) {
+		r = backend_put(s->backend, key, data.data, data.len, BACKEND_PUT_EXCLUSIVE);
+		/* Sent before, and the local copy's deletion did not land. */
+		if (r == -EEXIST && backend_head(s->backend, key, &size) == 0 && size == data.len)
+			r = 0;
+	}
+	if (r >= 0)
+		r = pack_read_trailer(s->backend, &s->codec, name, &e, &n, &size);
+	if (r >= 0)
+		r = index_add_pack(s->index, name, size, e, n);
+	if (r >= 0)
+		r = backend_del(ob, key);
+	return r;
+}
+
+static int send_outbox(struct store *s)
+{
+	_cleanup_backend_ struct backend *ob = NULL;
+	struct key_list l = {0};
+	int r = outbox_open(s, false, &ob);
+	if (r == -ENOENT)
+		return 0;
+	if (r >= 0)
+		r = backend_list(ob, "data/", key_list_add, &l);
+	size_t sent = 0;
+	for (; r >= 0 && sent < l.n; sent++) {
+		r = send_kept(s, ob, l.v[sent]);
+		if (r < 0)
+			log_error("%s: uploading pack %s, kept in %s/outbox since the last "
+				  "unmount: %s",
+				  s->backend->location, l.v[sent], s->cache_dir, strerror(-r));
+	}
+	if (r >= 0 && sent)
+		log_info("%s: uploaded %zu packs kept since the last unmount", s->backend->location,
+			 sent);
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i]);
+	free(l.v);
+	return r;
+}
+
 /* ---- put / get ---------------------------------------------------------------------- */
 
 int store_put(struct store *s, enum blob_type type, const void *data, size_t len,
@@ -883,6 +1004,9 @@ int store_open(struct backend *b, const struct store_options *o, struct store **
 		r = check_encryption_memory(s);
 	if (r >= 0)
 		r = commit_find_latest(b, &s->head_seq);
+	/* Before anything may trust the index: the working tree may name these packs' blobs. */
+	if (r >= 0 && !s->read_only)
+		r = send_outbox(s);
 	if (r >= 0)
 		r = store_sync_index(s, false);
 	if (r >= 0 && !s->read_only)

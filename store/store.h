@@ -75,6 +75,10 @@ int store_get(struct store *s, enum blob_type type, const struct blob_id *id, st
 bool store_has(struct store *s, const struct blob_id *id);
 /* Make every blob put so far durable and indexed. */
 int store_flush(struct store *s);
+/* After a failed flush, before closing: write the packs that could not be uploaded to the
+ * cache directory, durably, for the next writable store_open to upload first. 0 if there
+ * were none or all are kept. */
+int store_save_unsent(struct store *s);
 
 /* The latest commit (seq 0 with nothing in it for a new repository). */
 int store_head(struct store *s, struct commit *ret);

@@ -8,6 +8,7 @@
  * it), each of which failed on the store before the fixes; then two short stress runs with
  * concurrent puts, gets, flushes and commits, with and without injected upload failures.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -784,6 +785,81 @@ static void test_back_pressure(void)
 	store_close(s);
 }
 
+/* ---- 6b. packs a failed close could not upload are kept and sent by the next open ----- */
+
+/* The packs in <cache>/<repo id>/outbox (one repository per cache here). */
+static unsigned outbox_packs(const struct repo *r)
+{
+	unsigned n = 0;
+	DIR *d = opendir(r->cache);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char sub[700];
+		struct backend *b;
+		snprintf(sub, sizeof(sub), "%s/%s/outbox", r->cache, e->d_name);
+		if (e->d_name[0] == '.' || backend_local_open(sub, false, &b) < 0)
+			continue;
+		n += count_keys(b, "data/");
+		backend_free(b);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void test_unsent_kept(void)
+{
+	struct repo r;
+	struct store *s;
+	struct backend *inner, *fault;
+	enum { N = 12, LEN = 5000 };
+
+	diag("6b. packs a failed close could not upload are kept, and sent by the next open");
+	new_repo(&r, true);
+	tap_require(backend_local_open(r.dir, false, &inner) == 0);
+	tap_require(backend_fault_new(inner, &fault) == 0);
+	tap_require(open_repo(&r, fault, NULL, &s) == 0);
+	backend_fault_fail(fault, BACKEND_OP_PUT, "data/", -EIO, 1000000);
+	unsigned put_ok = 0;
+	for (unsigned i = 0; i < N; i++) {
+		struct blob_id id;
+		put_ok += put_seeded(s, 5000 + i, LEN, &id) == 0;
+	}
+	is_int(put_ok, N, "blobs are accepted while uploads fail");
+	log_set_max_level(0);
+	ok(store_flush(s) < 0, "the flush fails");
+	is_int(store_save_unsent(s), 0, "the packs not uploaded are saved");
+	store_close(s);
+	log_set_max_level(LOG_INFO);
+	ok(outbox_packs(&r) > 0, "they are in the cache's outbox");
+
+	/* A backend that still fails: the open fails and the packs stay. */
+	tap_require(backend_local_open(r.dir, false, &inner) == 0);
+	tap_require(backend_fault_new(inner, &fault) == 0);
+	backend_fault_fail(fault, BACKEND_OP_PUT, "data/", -EIO, 1000000);
+	log_set_max_level(0);
+	ok(open_repo(&r, fault, NULL, &s) < 0, "an open that cannot send them fails");
+	log_set_max_level(LOG_INFO);
+	ok(outbox_packs(&r) > 0, "and keeps them");
+
+	tap_require(open_repo(&r, NULL, NULL, &s) == 0);
+	is_int(outbox_packs(&r), 0, "the next open sends them");
+	unsigned bad = 0;
+	for (unsigned i = 0; i < N; i++)
+		bad += !blob_verifies(s, 5000 + i, LEN);
+	is_int(bad, 0, "every blob reads back");
+	is_int(store_close(s), 0, "close");
+	rm_rf(r.cache);
+	struct store_options o = options(&r);
+	o.read_only = true;
+	tap_require(open_repo(&r, NULL, &o, &s) == 0);
+	bad = 0;
+	for (unsigned i = 0; i < N; i++)
+		bad += !blob_verifies(s, 5000 + i, LEN);
+	is_int(bad, 0, "and from the repository alone, without the cache");
+	store_close(s);
+}
+
 /* ---- 7. renewal notices a lock taken behind its back -------------------------------- */
 
 struct race {
@@ -1025,6 +1101,7 @@ int main(void)
 	test_landed_pack();
 	test_landed_commit();
 	test_back_pressure();
+	test_unsent_kept();
 	test_renew_race();
 	test_config_same_bytes();
 	test_stress();
