@@ -14,8 +14,9 @@
 # 0, and a remount with the cache deleted (everything read from the repository) has every
 # accepted byte. Last, an unmount while the backend fails: it exits non-zero, keeps the packs
 # it could not upload in the cache, and the next mount uploads them, so that every accepted
-# byte is there again, with the cache and without. Needs root (mount --bind); skipped
-# otherwise.
+# byte is there again, with the cache and without; and one where the cache cannot keep them
+# either, after which the tree is that of the last sync and every file reads. Needs root
+# (mount --bind); skipped otherwise.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 require_fuse
@@ -89,6 +90,23 @@ put()
 }
 backend_failing=false
 fsync_failed=0
+# cairn umount while the backend fails: it must exit non-zero, end, and log /$1/.
+umount_failing()
+{
+	cache=$(cache_of "$mnt")
+	_rc=0
+	bounded 300 cairn umount "$mnt" 2>"$T/stderr" || _rc=$?
+	case $_rc in
+	0) fail "cairn umount exited 0 although its last checkpoint failed ($phase)" ;;
+	124 | 137) fail "cairn umount hung with the backend failing ($phase)" ;;
+	esac
+	expect_stderr_match "checkpoint failed"
+	wait_for 300 "the daemon did not end after cairn umount ($phase)" eval '! is_mounted "$mnt"'
+	grep -Eq "$1" "$cache/mount.log" || {
+		tail -n 20 "$cache/mount.log" >&2
+		fail "mount.log has no line /$1/ ($phase)"
+	}
+}
 data()
 {
 	head -c "$2" /dev/urandom >"$T/data.$1"
@@ -229,19 +247,7 @@ bounded 300 rsync -aHAX --size-only --modify-window=-1 "$want/" "$mnt/current/" 
 	fail "setting times ($phase)"
 tree_compare "$want" "$mnt/current"
 sleep 3 # flushed, put into packs that cannot be uploaded
-cache=$(cache_of "$mnt")
-_rc=0
-bounded 300 cairn umount "$mnt" 2>"$T/stderr" || _rc=$?
-case $_rc in
-0) fail "cairn umount exited 0 although its last checkpoint could not be stored" ;;
-124 | 137) fail "cairn umount hung with the backend failing" ;;
-esac
-expect_stderr_match "checkpoint failed"
-wait_for 300 "the daemon did not end after cairn umount" eval '! is_mounted "$mnt"'
-grep -Eq "packs not uploaded are kept in .*/outbox" "$cache/mount.log" || {
-	tail -n 20 "$cache/mount.log" >&2
-	fail "mount.log does not say where the packs not uploaded are kept"
-}
+umount_failing "packs not uploaded are kept in .*/outbox"
 backend_rw
 backend_failing=false
 phase="after an unmount with the backend failing"
@@ -253,5 +259,46 @@ rm -rf "$T/cache"
 cairn_mount "$repo" "$mnt"
 check_reads "$phase, remounted without the cache"
 tree_compare "$want" "$mnt/current"
+
+# --- and when the cache cannot keep those packs either ---------------------------------------
+# Then the working tree's last batch is dropped, as in a crash: the next mount shows the tree
+# of the last sync, which names no data that is missing. What changed since is there whole,
+# cut short, or not at all (a sync may have recorded part of it while it was staged), and
+# everything else is as it was.
+backend_ro
+backend_failing=true
+phase="unmounting while neither the backend nor the cache can keep the packs"
+mkdir "$mnt/current/doomed" || fail "mkdir ($phase)"
+for k in 1 2 3; do
+	bounded 120 dd if="$(data "doomed$k" $((k * 1500))k)" of="$mnt/current/doomed/f$k" bs=64k \
+		status=none || fail "writing doomed/f$k was not accepted ($phase)"
+done
+sleep 3
+cache=$(cache_of "$mnt")
+rm -rf "$cache/outbox" && : >"$cache/outbox" || fail "blocking $cache/outbox"
+umount_failing "cannot keep the packs not uploaded in .*/outbox"
+backend_rw
+backend_failing=false
+rm -f "$cache/outbox"
+phase="after an unmount that could keep nothing"
+cairn_mount "$repo" "$mnt"
+find "$mnt/current" -type f -print0 | bounded 300 xargs -0 cat >/dev/null 2>"$T/stderr" || {
+	cat "$T/stderr" >&2
+	fail "a file of the tree cannot be read ($phase)"
+}
+bounded 600 rsync -aHAX --delete --modify-window=-1 --dry-run --itemize-changes -c \
+	--exclude=/doomed "$want/" "$mnt/current/" >"$T/compare.all" ||
+	fail "rsync compare ($phase)"
+grep -v '^\.d\.\.t\.\.\.\.\.\. \./$' "$T/compare.all" >"$T/compare" || true
+[ ! -s "$T/compare" ] || {
+	cat "$T/compare" >&2
+	fail "the tree outside doomed/ changed ($phase)"
+}
+for k in 1 2 3; do
+	f=$mnt/current/doomed/f$k
+	[ -e "$f" ] || continue
+	cmp -n "$(stat -c %s "$f")" "$f" "$T/data.doomed$k" ||
+		fail "doomed/f$k is neither whole nor cut short ($phase)"
+done
 cairn_umount "$mnt"
 exit 0
