@@ -730,6 +730,14 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint6
 	return r;
 }
 
+void fs_data_retire(struct fs *fs, struct fs_inode *i)
+{
+	mem_free(fs, i);
+	i->dirty = false;
+	i->clean_gen = fs->sync_gen;
+	fs_inode_staged_update(fs, i);
+}
+
 void fs_data_discard(struct fs *fs, struct fs_inode *i)
 {
 	char path[4096];
@@ -955,7 +963,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 	r = meta_inode_get(fs->meta, i->ino, &mi);
 	if (r == -ENOENT) {
 		/* Deleted meanwhile: nothing of it is to be stored. */
-		fs_data_discard(fs, i);
+		fs_data_retire(fs, i);
 		r = 0;
 		goto out;
 	}

@@ -179,10 +179,13 @@ static void maybe_reap(struct fs *fs, struct fs_inode *i)
 	if (referenced || meta_inode_get(fs->meta, i->ino, &mi) < 0 || mi.nlink > 0 ||
 	    i->ino == META_ROOT_INO)
 		return;
+	/* The lock order of fs_data_flush: the inode, then the sync lock. */
 	pthread_mutex_lock(&i->mu);
-	fs_data_discard(fs, i);
-	pthread_mutex_unlock(&i->mu);
+	pthread_rwlock_rdlock(&fs->sync_lock);
+	fs_data_retire(fs, i);
 	meta_inode_delete(fs->meta, i->ino);
+	pthread_rwlock_unlock(&fs->sync_lock);
+	pthread_mutex_unlock(&i->mu);
 }
 
 void fsops_forget(struct fs *fs, uint64_t node, uint64_t nlookup)
