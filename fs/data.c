@@ -730,7 +730,7 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint6
 	return r;
 }
 
-void fs_data_retire(struct fs *fs, struct fs_inode *i)
+void fs_data_mark_clean(struct fs *fs, struct fs_inode *i)
 {
 	mem_free(fs, i);
 	i->dirty = false;
@@ -963,7 +963,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 	r = meta_inode_get(fs->meta, i->ino, &mi);
 	if (r == -ENOENT) {
 		/* Deleted meanwhile: nothing of it is to be stored. */
-		fs_data_retire(fs, i);
+		fs_data_mark_clean(fs, i);
 		r = 0;
 		goto out;
 	}
@@ -973,12 +973,8 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 	if (r >= 0 && i->dirty)
 		r = meta_dirty_ranges(fs->meta, i->ino, collect_range, &c.dirty);
 	if (r < 0 || c.dirty.n == 0) {
-		if (r >= 0 && i->dirty) {
-			mem_free(fs, i);
-			i->dirty = false;
-			i->clean_gen = fs->sync_gen;
-			fs_inode_staged_update(fs, i);
-		}
+		if (r >= 0 && i->dirty)
+			fs_data_mark_clean(fs, i);
 		goto out;
 	}
 	c.size = mi.size;
@@ -1004,11 +1000,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i)
 	if (r >= 0) {
 		/* Memory goes now: a crash before the next fs_sync loses the extents that
 		 * replaced it too, as meta never named it durably. */
-		mem_free(fs, i);
-		i->dirty = false;
-		/* Its staging file may go once a later fs_sync has made this durable. */
-		i->clean_gen = fs->sync_gen;
-		fs_inode_staged_update(fs, i);
+		fs_data_mark_clean(fs, i);
 		r = fs_touch_parents(fs, i->ino);
 		pthread_mutex_lock(&fs->tab_mu);
 		fs->staged_bytes -= MIN(fs->staged_bytes, staged);

@@ -170,12 +170,13 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint6
 int fs_data_flush(struct fs *fs, struct fs_inode *i);
 /* Forget all staged data of an inode: its staging file goes at once. Caller holds i->mu. */
 void fs_data_discard(struct fs *fs, struct fs_inode *i);
-/* An inode deleted in the open batch: stop staging it, but keep its staging file until a
- * sync has made the deletion durable (fs_sync then discards it). Until then the durable meta
- * may still name staged bytes there, and a crash brings the file back with them; given away
- * at once, they came back as zeros. Caller holds i->mu and fs->sync_lock for reading, and
- * deletes the row before letting go of the latter. */
-void fs_data_retire(struct fs *fs, struct fs_inode *i);
+/* Nothing of i is left to store (flushed, or deleted in the open batch): drop what it holds
+ * in memory, but keep its staging file until a later fs_sync has made that durable (its
+ * cleanup then discards it). Until then the durable meta may still name staged bytes there:
+ * a deleted file, given its staging file away at once, came back from a crash as zeros.
+ * Caller holds i->mu and fs->sync_lock for reading, and makes the change (the flush's
+ * extents, or the row's deletion) before letting go of the latter. */
+void fs_data_mark_clean(struct fs *fs, struct fs_inode *i);
 /* Write i's staged bytes held in memory to its staging file. Takes i->mu. */
 int fs_data_mem_spill(struct fs *fs, struct fs_inode *i);
 int fs_data_fsync(struct fs *fs, struct fs_inode *i, bool datasync);

@@ -182,7 +182,7 @@ static void maybe_reap(struct fs *fs, struct fs_inode *i)
 	/* The lock order of fs_data_flush: the inode, then the sync lock. */
 	pthread_mutex_lock(&i->mu);
 	pthread_rwlock_rdlock(&fs->sync_lock);
-	fs_data_retire(fs, i);
+	fs_data_mark_clean(fs, i);
 	meta_inode_delete(fs->meta, i->ino);
 	pthread_rwlock_unlock(&fs->sync_lock);
 	pthread_mutex_unlock(&i->mu);

@@ -332,6 +332,38 @@ int store_flush(struct store *s)
 	return write_segment(s);
 }
 
+/* Pack names from a listing: of the outbox below, and of the backend (store_sync_index). */
+struct listed_pack {
+	uint8_t name[PACK_NAME_SIZE];
+	uint64_t size;
+};
+
+struct pack_listing {
+	struct listed_pack *v;
+	size_t n, cap;
+};
+
+static int list_pack_cb(const char *key, uint64_t size, void *ud)
+{
+	struct pack_listing *l = ud;
+	uint8_t name[PACK_NAME_SIZE];
+	if (pack_key_parse(key, name) < 0) {
+		log_warning("ignoring unexpected object %s", key);
+		return 0;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 256;
+		struct listed_pack *v = reallocarray(l->v, cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	memcpy(l->v[l->n].name, name, PACK_NAME_SIZE);
+	l->v[l->n++].size = size;
+	return 0;
+}
+
 /* ---- packs an unmount could not upload ------------------------------------------------- */
 /*
  * When the last checkpoint fails (the backend refuses or cannot be reached), the packs not
@@ -381,37 +413,17 @@ int store_save_unsent(struct store *s)
 	return 0;
 }
 
-struct key_list {
-	char **v;
-	size_t n, cap;
-};
-
-static int key_list_add(const char *key, uint64_t size, void *userdata)
-{
-	struct key_list *l = userdata;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 16;
-		char **v = reallocarray(l->v, cap, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	return (l->v[l->n] = strdup(key)) ? (l->n++, 0) : -ENOMEM;
-}
-
 /* Upload one kept pack, read its trailer back (which proves it whole and lists its blobs),
  * index it, and only then delete the local copy. */
-static int send_kept(struct store *s, struct backend *ob, const char *key)
+static int send_kept(struct store *s, struct backend *ob, const uint8_t name[PACK_NAME_SIZE])
 {
 	_cleanup_buf_ struct buf data = {0};
 	_cleanup_free_ struct pack_entry *e = NULL;
-	uint8_t name[PACK_NAME_SIZE];
+	char key[PACK_KEY_MAX];
 	uint64_t size;
 	size_t n;
-	int r = pack_key_parse(key, name);
-	if (r >= 0)
-		r = backend_get(ob, key, 0, BACKEND_WHOLE, &data);
+	pack_key(name, key);
+	int r = backend_get(ob, key, 0, BACKEND_WHOLE, &data);
 	if (r >= 0) {
 		r = backend_put(s->backend, key, data.data, data.len, BACKEND_PUT_EXCLUSIVE);
 		/* Sent before, and the local copy's deletion did not land. */
@@ -424,31 +436,27 @@ static int send_kept(struct store *s, struct backend *ob, const char *key)
 		r = index_add_pack(s->index, name, size, e, n);
 	if (r >= 0)
 		r = backend_del(ob, key);
+	if (r < 0)
+		log_error("%s: uploading pack %s, kept in %s/outbox since the last unmount: %s",
+			  s->backend->location, key, s->cache_dir, strerror(-r));
 	return r;
 }
 
 static int send_outbox(struct store *s)
 {
 	_cleanup_backend_ struct backend *ob = NULL;
-	struct key_list l = {0};
+	struct pack_listing l = {0};
 	int r = outbox_open(s, false, &ob);
 	if (r == -ENOENT)
 		return 0;
 	if (r >= 0)
-		r = backend_list(ob, "data/", key_list_add, &l);
+		r = backend_list(ob, "data/", list_pack_cb, &l);
 	size_t sent = 0;
-	for (; r >= 0 && sent < l.n; sent++) {
-		r = send_kept(s, ob, l.v[sent]);
-		if (r < 0)
-			log_error("%s: uploading pack %s, kept in %s/outbox since the last "
-				  "unmount: %s",
-				  s->backend->location, l.v[sent], s->cache_dir, strerror(-r));
-	}
+	for (; r >= 0 && sent < l.n; sent++)
+		r = send_kept(s, ob, l.v[sent].name);
 	if (r >= 0 && sent)
 		log_info("%s: uploaded %zu packs kept since the last unmount", s->backend->location,
 			 sent);
-	for (size_t i = 0; i < l.n; i++)
-		free(l.v[i]);
 	free(l.v);
 	return r;
 }
@@ -1194,37 +1202,6 @@ void store_get_stats(struct store *s, struct store_stats *ret)
 }
 
 /* ---- index reconciliation ----------------------------------------------------------- */
-
-struct listed_pack {
-	uint8_t name[PACK_NAME_SIZE];
-	uint64_t size;
-};
-
-struct pack_listing {
-	struct listed_pack *v;
-	size_t n, cap;
-};
-
-static int list_pack_cb(const char *key, uint64_t size, void *ud)
-{
-	struct pack_listing *l = ud;
-	uint8_t name[PACK_NAME_SIZE];
-	if (pack_key_parse(key, name) < 0) {
-		log_warning("ignoring unexpected object %s", key);
-		return 0;
-	}
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 256;
-		struct listed_pack *v = reallocarray(l->v, cap, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	memcpy(l->v[l->n].name, name, PACK_NAME_SIZE);
-	l->v[l->n++].size = size;
-	return 0;
-}
 
 static int cmp_listed(const void *a, const void *b)
 {

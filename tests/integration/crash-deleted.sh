@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Kill -9 right after fsynced files are deleted (DESIGN.md, safety rule 2; fs/data.c:
-# fs_data_retire). An fsync makes a file's staged bytes durable in the local cache, named by
+# fs_data_mark_clean). An fsync makes a file's staged bytes durable in the local cache, named by
 # the durable meta, while a deletion is only in the open batch until the next sync. So the
 # staging file must outlive the deletion until that sync: after the kill and a remount, each
 # deleted file is either gone (a sync made its deletion durable) or back whole; never back
