@@ -15,20 +15,16 @@
  * fetched in small batches, so a callback may call back into meta (readdirplus, the
  * checkpoint walk) and a full reply buffer never costs a whole directory's rows.
  *
- * This file is, with store/index.c, the one home of sqlite3.h.
+ * This file, meta_data.c (extents, dirty ranges) and meta_internal.h are, with
+ * store/index.c, the one home of sqlite3.h.
  */
-#include "meta.h"
+#include "meta_internal.h"
 
-#include <pthread.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <time.h>
 
 #define META_SCHEMA_VERSION 1
-/* Rows fetched per lock hold when feeding a callback. */
-#define META_BATCH 64
-#define META_TOUCHED_SLOTS 1024
 
 /*
  * Schema, version 1 (documented in meta.h). Offsets, sizes and inode numbers are stored as
@@ -54,58 +50,6 @@ static const char schema_sql[] =
 	" blob BLOB NOT NULL, PRIMARY KEY(ino, off)) WITHOUT ROWID;"
 	"CREATE TABLE dirty(ino INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL,"
 	" PRIMARY KEY(ino, off)) WITHOUT ROWID;";
-
-/* Prepared once at open and kept (SQLITE_PREPARE_PERSISTENT). */
-enum stmt {
-	ST_BEGIN,
-	ST_BEGIN_READ,
-	ST_COMMIT,
-	ST_SAVEPOINT,
-	ST_RELEASE,
-	ST_ROLLBACK_TO,
-	ST_META_GET,
-	ST_META_SET,
-	ST_INODE_GET,
-	ST_INODE_INSERT,
-	ST_INODE_UPDATE,
-	ST_INODE_EXTEND,
-	ST_INODE_SET_SIZE,
-	ST_INODE_DELETE,
-	ST_XATTR_DELETE_ALL,
-	ST_EXTENT_DELETE_ALL,
-	ST_DIRTY_DELETE_ALL,
-	ST_TARGET_SET,
-	ST_TARGET_GET,
-	ST_LOOKUP,
-	ST_LINK,
-	ST_UNLINK,
-	ST_RELINK,
-	ST_MOVE,
-	ST_HAS_ENTRIES,
-	ST_READDIR,
-	ST_PARENTS,
-	ST_FIRST_PARENT,
-	ST_XATTR_GET,
-	ST_XATTR_INSERT,
-	ST_XATTR_UPDATE,
-	ST_XATTR_UPSERT,
-	ST_XATTR_REMOVE,
-	ST_XATTR_LIST,
-	ST_EXTENTS,
-	ST_EXTENT_DELETE_RANGE,
-	ST_EXTENT_INSERT,
-	ST_DIRTY_NEAR,
-	ST_DIRTY_DELETE_RANGE,
-	ST_DIRTY_INSERT,
-	ST_DIRTY_RANGES,
-	ST_DIRTY_INODES,
-	ST_ORPHANS,
-	ST_TREE_GET,
-	ST_TREE_SET,
-	ST_TREE_CLEAR,
-	ST_USAGE,
-	_ST_MAX
-};
 
 static const char *const stmt_sql[_ST_MAX] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -172,25 +116,6 @@ static const char *const stmt_sql[_ST_MAX] = {
 		     " THEN size END), 0) FROM inodes",
 };
 
-struct meta {
-	sqlite3 *db;
-	pthread_mutex_t lock;
-	bool in_txn;  /* a write transaction is open (the batch) */
-	bool in_read; /* a read transaction is open (reads since the last sync, no write) */
-	/* Next inode number; written to the meta table at sync, inside the batch it covers. */
-	uint64_t next_ino, next_ino_stored;
-	bool opened;
-	sqlite3_stmt *st[_ST_MAX];
-	/* Inodes touched (meta_tree_invalidate: a directory; meta_touch_parents: a file) since
-	 * tree_gen last changed, direct-mapped: touching one again runs no statement. tree_gen
-	 * changes whenever a cleared tree may be set again: meta_tree_set, and any failure (a
-	 * savepoint or the whole batch rolled back). */
-	uint64_t tree_gen;
-	struct {
-		uint64_t ino, gen;
-	} touched[META_TOUCHED_SLOTS];
-};
-
 /* ---- helpers ---- */
 
 static int64_t realtime_ns(void)
@@ -238,31 +163,8 @@ static int sql_err(struct meta *m, int rc, const char *what)
 	return r;
 }
 
-/* A statement for one use: reset and unbound when the variable goes out of scope. */
-static void stmt_donep(sqlite3_stmt **s)
-{
-	if (*s) {
-		sqlite3_reset(*s);
-		sqlite3_clear_bindings(*s);
-	}
-}
-#define _cleanup_stmt_ _cleanup_(stmt_donep)
-
-static void unlockp(pthread_mutex_t **l)
-{
-	if (*l)
-		pthread_mutex_unlock(*l);
-}
-
-/* Take the lock until the end of the scope. */
-#define LOCKED(m)                                                                                  \
-	_cleanup_(unlockp) pthread_mutex_t *_lock_ = ({                                            \
-		pthread_mutex_lock(&(m)->lock);                                                    \
-		&(m)->lock;                                                                        \
-	})
-
 /* Step a statement that returns no rows (or whose rows are ignored) and reset it. */
-static int run(struct meta *m, sqlite3_stmt *s, const char *what)
+int meta_run(struct meta *m, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);
 	int r = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_err(m, rc, what);
@@ -271,16 +173,14 @@ static int run(struct meta *m, sqlite3_stmt *s, const char *what)
 	return r;
 }
 
-static int run(struct meta *m, sqlite3_stmt *s, const char *what);
-
 /* Step a SELECT: 1 with a row, 0 at the end, <0 on error. Leaves the statement as is.
  * Reads run in a transaction held until the next sync or write: outside one, each
  * statement would take and drop WAL read locks (two fcntl calls and an fstat a statement,
  * a third of the daemon's system calls in an rsync that changes nothing). */
-static int row(struct meta *m, sqlite3_stmt *s, const char *what)
+int meta_row(struct meta *m, sqlite3_stmt *s, const char *what)
 {
 	if (m->opened && !m->in_txn && !m->in_read) {
-		int r = run(m, m->st[ST_BEGIN_READ], "beginning a read transaction");
+		int r = meta_run(m, m->st[ST_BEGIN_READ], "beginning a read transaction");
 		if (r < 0)
 			return r;
 		m->in_read = true;
@@ -289,19 +189,6 @@ static int row(struct meta *m, sqlite3_stmt *s, const char *what)
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : sql_err(m, rc, what);
-}
-
-static inline void bind_u64(sqlite3_stmt *s, int i, uint64_t v)
-{
-	sqlite3_bind_int64(s, i, (sqlite3_int64)v);
-}
-
-/* Offsets are keys: clamp an end to what SQLite's signed integers hold. */
-static inline uint64_t range_end(uint64_t off, uint64_t len)
-{
-	if (off > INT64_MAX || len > INT64_MAX - off)
-		return INT64_MAX;
-	return off + len;
 }
 
 /* An entry name: 1..META_NAME_MAX bytes, no '/'. */
@@ -317,11 +204,6 @@ static int check_name(const char *name, size_t *ret_len)
 	return 0;
 }
 
-static inline uint64_t col_u64(sqlite3_stmt *s, int i)
-{
-	return (uint64_t)sqlite3_column_int64(s, i);
-}
-
 /* ---- transactions ---- */
 
 /* Join the batch, opening it on the first statement after a sync. */
@@ -332,34 +214,34 @@ static int write_begin(struct meta *m)
 	/* A read transaction cannot be trusted to upgrade (another connection may have
 	 * written since it began): end it, it changed nothing. */
 	if (m->in_read) {
-		int r = run(m, m->st[ST_COMMIT], "ending a read transaction");
+		int r = meta_run(m, m->st[ST_COMMIT], "ending a read transaction");
 		if (r < 0)
 			return r;
 		m->in_read = false;
 	}
-	int r = run(m, m->st[ST_BEGIN], "beginning a transaction");
+	int r = meta_run(m, m->st[ST_BEGIN], "beginning a transaction");
 	if (r >= 0)
 		m->in_txn = true;
 	return r;
 }
 
 /* A multi-statement operation: joins the batch and opens a savepoint. */
-static int op_begin(struct meta *m)
+int meta_op_begin(struct meta *m)
 {
 	int r = write_begin(m);
-	return r < 0 ? r : run(m, m->st[ST_SAVEPOINT], "opening a savepoint");
+	return r < 0 ? r : meta_run(m, m->st[ST_SAVEPOINT], "opening a savepoint");
 }
 
 /* Release the savepoint, or undo the operation when r < 0. Returns r or the error. */
-static int op_end(struct meta *m, int r)
+int meta_op_end(struct meta *m, int r)
 {
 	if (r >= 0)
-		return run(m, m->st[ST_RELEASE], "releasing a savepoint");
+		return meta_run(m, m->st[ST_RELEASE], "releasing a savepoint");
 	m->tree_gen++; /* what was touched inside may be undone */
 	/* A batch SQLite already rolled back took the savepoint with it. */
 	if (m->in_txn && !sqlite3_get_autocommit(m->db)) {
-		(void)run(m, m->st[ST_ROLLBACK_TO], "rolling back a savepoint");
-		(void)run(m, m->st[ST_RELEASE], "releasing a savepoint");
+		(void)meta_run(m, m->st[ST_ROLLBACK_TO], "rolling back a savepoint");
+		(void)meta_run(m, m->st[ST_RELEASE], "releasing a savepoint");
 	}
 	return r;
 }
@@ -368,7 +250,7 @@ static int sync_locked(struct meta *m)
 {
 	if (m->in_read) {
 		/* Let other connections' commits (and WAL checkpoints) past our snapshot. */
-		int r = run(m, m->st[ST_COMMIT], "ending a read transaction");
+		int r = meta_run(m, m->st[ST_COMMIT], "ending a read transaction");
 		if (r < 0)
 			return r;
 		m->in_read = false;
@@ -379,11 +261,11 @@ static int sync_locked(struct meta *m)
 		sqlite3_stmt *s = m->st[ST_META_SET];
 		sqlite3_bind_text(s, 1, "next-ino", -1, SQLITE_STATIC);
 		bind_u64(s, 2, m->next_ino);
-		int r = run(m, s, "recording next-ino");
+		int r = meta_run(m, s, "recording next-ino");
 		if (r < 0)
 			return r;
 	}
-	int r = run(m, m->st[ST_COMMIT], "committing");
+	int r = meta_run(m, m->st[ST_COMMIT], "committing");
 	if (r < 0)
 		return r;
 	m->in_txn = false;
@@ -414,7 +296,7 @@ static int query_int(struct meta *m, const char *sql, const char *key, int64_t *
 		return sql_err(m, rc, sql);
 	if (key)
 		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	int r = row(m, s, sql);
+	int r = meta_row(m, s, sql);
 	if (r >= 0) {
 		*ret = r ? sqlite3_column_int64(s, 0) : 0;
 		r = 0;
@@ -447,16 +329,16 @@ static int create_schema(struct meta *m, const uint8_t repo_id[REPO_ID_SIZE])
 		return sql_err(m, rc, "preparing the meta rows");
 	sqlite3_bind_text(s, 1, "version", -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 2, META_SCHEMA_VERSION);
-	r = run(m, s, "recording the version");
+	r = meta_run(m, s, "recording the version");
 	if (r >= 0) {
 		sqlite3_bind_text(s, 1, "repo-id", -1, SQLITE_STATIC);
 		sqlite3_bind_blob(s, 2, repo_id, REPO_ID_SIZE, SQLITE_STATIC);
-		r = run(m, s, "recording the repository id");
+		r = meta_run(m, s, "recording the repository id");
 	}
 	if (r >= 0) {
 		sqlite3_bind_text(s, 1, "next-ino", -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 2, META_ROOT_INO + 1);
-		r = run(m, s, "recording next-ino");
+		r = meta_run(m, s, "recording next-ino");
 	}
 	sqlite3_finalize(s);
 	if (r < 0)
@@ -471,7 +353,7 @@ static int create_schema(struct meta *m, const uint8_t repo_id[REPO_ID_SIZE])
 	sqlite3_bind_int(s, 1, META_ROOT_INO);
 	sqlite3_bind_int(s, 2, S_IFDIR | 0755);
 	sqlite3_bind_int64(s, 3, now);
-	r = run(m, s, "creating the root");
+	r = meta_run(m, s, "creating the root");
 	sqlite3_finalize(s);
 	return r;
 }
@@ -511,7 +393,7 @@ static int check_identity(struct meta *m, const uint8_t repo_id[REPO_ID_SIZE])
 				    NULL);
 	if (rc != SQLITE_OK)
 		return sql_err(m, rc, "reading the repository id");
-	r = row(m, s, "reading the repository id");
+	r = meta_row(m, s, "reading the repository id");
 	if (r == 0 || (r > 0 && (sqlite3_column_type(s, 0) != SQLITE_BLOB ||
 				 sqlite3_column_bytes(s, 0) != REPO_ID_SIZE)))
 		r = -EBADMSG;
@@ -659,7 +541,7 @@ int meta_get_u64(struct meta *m, const char *key, uint64_t *ret)
 	}
 	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_META_GET];
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-	int r = row(m, s, "reading a setting");
+	int r = meta_row(m, s, "reading a setting");
 	if (r <= 0)
 		return r < 0 ? r : -ENOENT;
 	if (sqlite3_column_type(s, 0) != SQLITE_INTEGER)
@@ -679,7 +561,7 @@ int meta_set_u64(struct meta *m, const char *key, uint64_t value)
 	sqlite3_stmt *s = m->st[ST_META_SET];
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	bind_u64(s, 2, value);
-	return run(m, s, "writing a setting");
+	return meta_run(m, s, "writing a setting");
 }
 
 /* ---- inodes ---- */
@@ -703,7 +585,7 @@ int meta_inode_get(struct meta *m, uint64_t ino, struct meta_inode *ret)
 	LOCKED(m);
 	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_INODE_GET];
 	bind_u64(s, 1, ino);
-	int r = row(m, s, "reading an inode");
+	int r = meta_row(m, s, "reading an inode");
 	if (r <= 0)
 		return r < 0 ? r : -ENOENT;
 	*ret = (struct meta_inode){
@@ -729,7 +611,7 @@ static int inode_insert_locked(struct meta *m, uint64_t ino, const struct meta_i
 	sqlite3_stmt *s = m->st[ST_INODE_INSERT];
 	m->touched[ino % META_TOUCHED_SLOTS].ino = 0; /* a number used before is not touched */
 	bind_inode(s, ino, i);
-	r = run(m, s, "inserting an inode");
+	r = meta_run(m, s, "inserting an inode");
 	if (r >= 0 && ino >= m->next_ino)
 		m->next_ino = ino + 1;
 	return r;
@@ -765,7 +647,7 @@ static int write_one(struct meta *m, sqlite3_stmt *s, int enoent, const char *wh
 		sqlite3_clear_bindings(s);
 		return r;
 	}
-	r = run(m, s, what);
+	r = meta_run(m, s, what);
 	if (r >= 0 && sqlite3_changes(m->db) == 0)
 		r = enoent;
 	return r;
@@ -804,13 +686,13 @@ static int inode_delete_locked(struct meta *m, uint64_t ino)
 					 ST_DIRTY_DELETE_ALL};
 	sqlite3_stmt *s = m->st[ST_INODE_DELETE];
 	bind_u64(s, 1, ino);
-	int r = run(m, s, "deleting an inode");
+	int r = meta_run(m, s, "deleting an inode");
 	if (r >= 0 && sqlite3_changes(m->db) == 0)
 		return -ENOENT;
 	for (size_t k = 0; r >= 0 && k < ELEMENTSOF(deps); k++) {
 		s = m->st[deps[k]];
 		bind_u64(s, 1, ino);
-		r = run(m, s, "deleting an inode's data");
+		r = meta_run(m, s, "deleting an inode's data");
 	}
 	return r;
 }
@@ -818,10 +700,10 @@ static int inode_delete_locked(struct meta *m, uint64_t ino)
 int meta_inode_delete(struct meta *m, uint64_t ino)
 {
 	LOCKED(m);
-	int r = op_begin(m);
+	int r = meta_op_begin(m);
 	if (r < 0)
 		return r;
-	return op_end(m, inode_delete_locked(m, ino));
+	return meta_op_end(m, inode_delete_locked(m, ino));
 }
 
 int meta_symlink_set(struct meta *m, uint64_t ino, const char *target)
@@ -838,7 +720,7 @@ int meta_symlink_get(struct meta *m, uint64_t ino, char **ret)
 	LOCKED(m);
 	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_TARGET_GET];
 	bind_u64(s, 1, ino);
-	int r = row(m, s, "reading a symlink target");
+	int r = meta_row(m, s, "reading a symlink target");
 	if (r <= 0)
 		return r < 0 ? r : -ENOENT;
 	if (sqlite3_column_type(s, 0) == SQLITE_NULL)
@@ -867,7 +749,7 @@ int meta_lookup(struct meta *m, uint64_t parent, const char *name, uint64_t *ret
 	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_LOOKUP];
 	bind_u64(s, 1, parent);
 	sqlite3_bind_blob(s, 2, name, (int)len, SQLITE_STATIC);
-	r = row(m, s, "looking up a name");
+	r = meta_row(m, s, "looking up a name");
 	if (r <= 0)
 		return r < 0 ? r : -ENOENT;
 	*ret_ino = col_u64(s, 0);
@@ -930,7 +812,7 @@ int meta_dir_has_entries(struct meta *m, uint64_t dir)
 	LOCKED(m);
 	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_HAS_ENTRIES];
 	bind_u64(s, 1, dir);
-	return row(m, s, "checking a directory");
+	return meta_row(m, s, "checking a directory");
 }
 
 struct dent {
@@ -949,7 +831,7 @@ static int readdir_batch(struct meta *m, uint64_t dir, uint64_t after, struct de
 	bind_u64(s, 1, dir);
 	bind_u64(s, 2, after);
 	sqlite3_bind_int(s, 3, META_BATCH);
-	while ((r = row(m, s, "reading a directory")) > 0) {
+	while ((r = meta_row(m, s, "reading a directory")) > 0) {
 		size_t len = (size_t)sqlite3_column_bytes(s, 1);
 		if (len == 0 || len > META_NAME_MAX)
 			return -EBADMSG;
@@ -1003,7 +885,7 @@ static int u64_batch(struct meta *m, enum stmt st, uint64_t a, uint64_t after, u
 		bind_u64(s, i++, a);
 	bind_u64(s, i++, after);
 	sqlite3_bind_int(s, i, META_BATCH);
-	while ((r = row(m, s, what)) > 0)
+	while ((r = meta_row(m, s, what)) > 0)
 		out[n++] = col_u64(s, 0);
 	if (r < 0)
 		return r;
@@ -1046,7 +928,7 @@ int meta_xattr_get(struct meta *m, uint64_t ino, const char *name, void **ret, s
 	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_XATTR_GET];
 	bind_u64(s, 1, ino);
 	sqlite3_bind_blob(s, 2, name, (int)strlen(name), SQLITE_STATIC);
-	int r = row(m, s, "reading an xattr");
+	int r = meta_row(m, s, "reading an xattr");
 	if (r <= 0)
 		return r < 0 ? r : -ENODATA;
 	size_t len = (size_t)sqlite3_column_bytes(s, 0);
@@ -1104,7 +986,7 @@ int meta_xattr_list(struct meta *m, uint64_t ino, struct buf *ret)
 	int r;
 
 	bind_u64(s, 1, ino);
-	while ((r = row(m, s, "listing xattrs")) > 0) {
+	while ((r = meta_row(m, s, "listing xattrs")) > 0) {
 		r = buf_append(ret, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0));
 		if (r >= 0)
 			r = buf_append(ret, "", 1);
@@ -1114,257 +996,6 @@ int meta_xattr_list(struct meta *m, uint64_t ino, struct buf *ret)
 	if (r < 0)
 		ret->len = old_len;
 	return r < 0 ? r : 0;
-}
-
-/* ---- extents ---- */
-
-static int extents_batch(struct meta *m, uint64_t ino, uint64_t start, uint64_t end,
-			 struct meta_extent *e, size_t *ret_n, bool *ret_more)
-{
-	LOCKED(m);
-	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_EXTENTS];
-	size_t n = 0, rows = 0;
-	int r;
-
-	bind_u64(s, 1, ino);
-	bind_u64(s, 2, start);
-	bind_u64(s, 3, end);
-	sqlite3_bind_int(s, 4, META_BATCH);
-	while ((r = row(m, s, "reading extents")) > 0) {
-		uint64_t off = col_u64(s, 0), len = col_u64(s, 1);
-		rows++;
-		/* Only the first row can end before start (it starts at or before it). */
-		if (off + len <= start)
-			continue;
-		if (sqlite3_column_bytes(s, 2) != BLOB_ID_SIZE || len > UINT32_MAX)
-			return -EBADMSG;
-		e[n].off = off;
-		e[n].len = (uint32_t)len;
-		memcpy(e[n].blob.b, sqlite3_column_blob(s, 2), BLOB_ID_SIZE);
-		n++;
-	}
-	if (r < 0)
-		return r;
-	*ret_n = n;
-	*ret_more = rows == META_BATCH;
-	return 0;
-}
-
-int meta_extents(struct meta *m, uint64_t ino, uint64_t off, uint64_t len,
-		 int (*fn)(const struct meta_extent *e, void *ud), void *ud)
-{
-	uint64_t start = MIN(off, (uint64_t)INT64_MAX), end = range_end(off, len);
-	struct meta_extent e[META_BATCH];
-
-	while (start < end) {
-		size_t n;
-		bool more;
-		int r = extents_batch(m, ino, start, end, e, &n, &more);
-		if (r < 0)
-			return r;
-		for (size_t i = 0; i < n; i++) {
-			r = fn(&e[i], ud);
-			if (r)
-				return r < 0 ? r : 0;
-		}
-		if (!more || n == 0)
-			return 0;
-		/* Extents do not overlap: the next one starts at or after this end. */
-		start = e[n - 1].off + e[n - 1].len;
-	}
-	return 0;
-}
-
-static int extents_replace_locked(struct meta *m, uint64_t ino, uint64_t start, uint64_t end,
-				  const struct meta_extent *e, size_t n)
-{
-	sqlite3_stmt *s = m->st[ST_EXTENT_DELETE_RANGE];
-	bind_u64(s, 1, ino);
-	bind_u64(s, 2, start);
-	bind_u64(s, 3, end);
-	int r = run(m, s, "deleting extents");
-	s = m->st[ST_EXTENT_INSERT];
-	for (size_t i = 0; r >= 0 && i < n; i++) {
-		bind_u64(s, 1, ino);
-		bind_u64(s, 2, e[i].off);
-		sqlite3_bind_int64(s, 3, e[i].len);
-		sqlite3_bind_blob(s, 4, e[i].blob.b, BLOB_ID_SIZE, SQLITE_STATIC);
-		r = run(m, s, "inserting an extent");
-	}
-	return r;
-}
-
-int meta_extents_replace(struct meta *m, uint64_t ino, uint64_t off, uint64_t len,
-			 const struct meta_extent *e, size_t n)
-{
-	uint64_t end = range_end(off, len), prev = off;
-
-	if (off > INT64_MAX)
-		return -EINVAL;
-	/* Checked here so the table keeps "whole chunks, no overlap". */
-	for (size_t i = 0; i < n; i++) {
-		if (e[i].len == 0 || e[i].off < prev || e[i].off > end || e[i].len > end - e[i].off)
-			return -EINVAL;
-		prev = e[i].off + e[i].len;
-	}
-	LOCKED(m);
-	int r = op_begin(m);
-	if (r < 0)
-		return r;
-	return op_end(m, extents_replace_locked(m, ino, off, end, e, n));
-}
-
-/* ---- dirty ranges ---- */
-
-static int dirty_write(struct meta *m, enum stmt st, uint64_t ino, uint64_t a, uint64_t b,
-		       const char *what)
-{
-	sqlite3_stmt *s = m->st[st];
-	bind_u64(s, 1, ino);
-	bind_u64(s, 2, a);
-	bind_u64(s, 3, b);
-	return run(m, s, what);
-}
-
-/*
- * The ranges of ino touching [start, end]: the first one that reaches start (or later) and
- * the last one. Returns 1 if any, 0 if none. touching: adjacent counts (for add), else only
- * overlap counts (for clear).
- */
-static int dirty_near(struct meta *m, uint64_t ino, uint64_t start, uint64_t end, bool adjacent,
-		      uint64_t ret_first[2], uint64_t ret_last[2])
-{
-	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_DIRTY_NEAR];
-	uint64_t first[2] = {0, 0}, last[2] = {0, 0};
-	bool any = false;
-	int r;
-
-	bind_u64(s, 1, ino);
-	bind_u64(s, 2, start);
-	bind_u64(s, 3, end);
-	while ((r = row(m, s, "reading dirty ranges")) > 0) {
-		uint64_t off = col_u64(s, 0), e = off + col_u64(s, 1);
-		if (adjacent ? e < start : e <= start)
-			continue;
-		if (!adjacent && off >= end)
-			continue;
-		if (!any)
-			first[0] = off, first[1] = e;
-		last[0] = off, last[1] = e;
-		any = true;
-	}
-	if (r < 0)
-		return r;
-	memcpy(ret_first, first, sizeof(first));
-	memcpy(ret_last, last, sizeof(last));
-	return any;
-}
-
-static int dirty_add_locked(struct meta *m, uint64_t ino, uint64_t start, uint64_t end)
-{
-	uint64_t first[2], last[2];
-	int r = dirty_near(m, ino, start, end, true, first, last);
-	if (r < 0)
-		return r;
-	if (r > 0) {
-		/* Already covered (rewriting staged bytes): nothing to write. */
-		if (first[0] <= start && first[1] >= end)
-			return 0;
-		start = MIN(start, first[0]);
-		r = dirty_write(m, ST_DIRTY_DELETE_RANGE, ino, start, end, "merging dirty ranges");
-		end = MAX(end, last[1]);
-	}
-	if (r >= 0)
-		r = dirty_write(m, ST_DIRTY_INSERT, ino, start, end - start,
-				"adding a dirty range");
-	return r;
-}
-
-int meta_dirty_add(struct meta *m, uint64_t ino, uint64_t off, uint64_t len)
-{
-	uint64_t end = range_end(off, len);
-
-	if (off >= end)
-		return len ? -EINVAL : 0;
-	LOCKED(m);
-	int r = op_begin(m);
-	if (r < 0)
-		return r;
-	return op_end(m, dirty_add_locked(m, ino, off, end));
-}
-
-static int dirty_clear_locked(struct meta *m, uint64_t ino, uint64_t start, uint64_t end)
-{
-	uint64_t first[2], last[2];
-	int r = dirty_near(m, ino, start, end, false, first, last);
-	if (r <= 0)
-		return r;
-	/* Every overlapping range starts in [first, end); keep what sticks out either side. */
-	r = dirty_write(m, ST_DIRTY_DELETE_RANGE, ino, first[0], end - 1, "clearing dirty ranges");
-	if (r >= 0 && first[0] < start)
-		r = dirty_write(m, ST_DIRTY_INSERT, ino, first[0], start - first[0],
-				"splitting a dirty range");
-	if (r >= 0 && last[1] > end)
-		r = dirty_write(m, ST_DIRTY_INSERT, ino, end, last[1] - end,
-				"splitting a dirty range");
-	return r;
-}
-
-int meta_dirty_clear(struct meta *m, uint64_t ino, uint64_t off, uint64_t len)
-{
-	uint64_t end = range_end(off, len);
-
-	if (off >= end)
-		return 0;
-	LOCKED(m);
-	int r = op_begin(m);
-	if (r < 0)
-		return r;
-	return op_end(m, dirty_clear_locked(m, ino, off, end));
-}
-
-static int dirty_ranges_batch(struct meta *m, uint64_t ino, int64_t after, uint64_t (*out)[2],
-			      size_t *ret_n)
-{
-	LOCKED(m);
-	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_DIRTY_RANGES];
-	size_t n = 0;
-	int r;
-
-	bind_u64(s, 1, ino);
-	sqlite3_bind_int64(s, 2, after);
-	sqlite3_bind_int(s, 3, META_BATCH);
-	while ((r = row(m, s, "reading dirty ranges")) > 0) {
-		out[n][0] = col_u64(s, 0);
-		out[n][1] = col_u64(s, 1);
-		n++;
-	}
-	if (r < 0)
-		return r;
-	*ret_n = n;
-	return 0;
-}
-
-int meta_dirty_ranges(struct meta *m, uint64_t ino, int (*fn)(uint64_t off, uint64_t len, void *ud),
-		      void *ud)
-{
-	uint64_t d[META_BATCH][2];
-	int64_t after = -1;
-
-	for (;;) {
-		size_t n;
-		int r = dirty_ranges_batch(m, ino, after, d, &n);
-		if (r < 0)
-			return r;
-		for (size_t i = 0; i < n; i++) {
-			r = fn(d[i][0], d[i][1], ud);
-			if (r)
-				return r < 0 ? r : 0;
-		}
-		if (n < META_BATCH)
-			return 0;
-		after = (int64_t)d[n - 1][0];
-	}
 }
 
 int meta_dirty_inodes(struct meta *m, int (*fn)(uint64_t ino, void *ud), void *ud)
@@ -1384,7 +1015,7 @@ int meta_tree_get(struct meta *m, uint64_t dir, struct blob_id *ret)
 	LOCKED(m);
 	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_TREE_GET];
 	bind_u64(s, 1, dir);
-	int r = row(m, s, "reading a tree id");
+	int r = meta_row(m, s, "reading a tree id");
 	if (r <= 0)
 		return r < 0 ? r : -ENOENT;
 	if (sqlite3_column_type(s, 0) == SQLITE_NULL)
@@ -1410,7 +1041,7 @@ static int tree_clear(struct meta *m, uint64_t ino)
 {
 	sqlite3_stmt *s = m->st[ST_TREE_CLEAR];
 	bind_u64(s, 1, ino);
-	int r = run(m, s, "clearing a tree id");
+	int r = meta_run(m, s, "clearing a tree id");
 	return r < 0 ? r : sqlite3_changes(m->db) > 0;
 }
 
@@ -1424,7 +1055,7 @@ static int tree_invalidate_locked(struct meta *m, uint64_t dir)
 	for (uint64_t cur = dir; r >= 0 && cur != META_ROOT_INO;) {
 		_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_FIRST_PARENT];
 		bind_u64(s, 1, cur);
-		r = row(m, s, "finding a parent");
+		r = meta_row(m, s, "finding a parent");
 		if (r <= 0) /* the root, or a detached directory */
 			break;
 		cur = col_u64(s, 0);
@@ -1457,9 +1088,9 @@ int meta_tree_invalidate(struct meta *m, uint64_t dir)
 	if (touched(m, dir))
 		return 0;
 	uint64_t gen = m->tree_gen;
-	int r = op_begin(m);
+	int r = meta_op_begin(m);
 	if (r >= 0)
-		r = op_end(m, tree_invalidate_locked(m, dir));
+		r = meta_op_end(m, tree_invalidate_locked(m, dir));
 	if (r >= 0)
 		touched_note(m, dir, gen);
 	return r;
@@ -1491,7 +1122,7 @@ int meta_usage(struct meta *m, uint64_t *ret_inodes, uint64_t *ret_bytes)
 {
 	LOCKED(m);
 	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_USAGE];
-	int r = row(m, s, "computing usage");
+	int r = meta_row(m, s, "computing usage");
 	if (r <= 0)
 		return r < 0 ? r : -EIO;
 	*ret_inodes = col_u64(s, 0);
