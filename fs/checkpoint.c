@@ -39,6 +39,7 @@ struct fs_inode *fs_inode_get(struct fs *fs, uint64_t ino)
 		if (i) {
 			i->ino = ino;
 			i->staging_fd = -1;
+			i->retired_fd = -1;
 			pthread_mutex_init(&i->mu, NULL);
 			i->hnext = fs->tab[b];
 			fs->tab[b] = i;
@@ -59,7 +60,7 @@ void fs_inode_staged_update(struct fs *fs, struct fs_inode *i)
 
 void fs_inode_staged_update_locked(struct fs *fs, struct fs_inode *i)
 {
-	bool want = i->dirty || i->staging_fd >= 0 || i->in_mem;
+	bool want = i->dirty || i->staging_fd >= 0 || i->retired_fd >= 0 || i->in_mem;
 	if (want && !i->staged) {
 		i->sprev = NULL;
 		i->snext = fs->staged;
@@ -82,7 +83,7 @@ void fs_inode_staged_update_locked(struct fs *fs, struct fs_inode *i)
 static void inode_maybe_free_locked(struct fs *fs, struct fs_inode *i)
 {
 	if (i->refs || i->nlookup || i->nopen || i->dirty || i->queued || i->staging_fd >= 0 ||
-	    i->in_mem)
+	    i->retired_fd >= 0 || i->in_mem)
 		return;
 	struct fs_inode **pp = &fs->tab[i->ino % FS_INODE_BUCKETS];
 	while (*pp != i)
@@ -204,7 +205,8 @@ static bool is_dirty(struct fs *fs, struct fs_inode *i)
 
 static bool has_stale_staging(struct fs *fs, struct fs_inode *i)
 {
-	return i->staging_fd >= 0 && !i->dirty && i->clean_gen < fs->sync_gen;
+	return (i->staging_fd >= 0 && !i->dirty && i->clean_gen < fs->sync_gen) ||
+	       (i->retired_fd >= 0 && i->retired_gen < fs->sync_gen);
 }
 
 static bool holds_mem(struct fs *fs, struct fs_inode *i)
@@ -265,7 +267,9 @@ int fs_sync(struct fs *fs)
 	for (size_t k = 0; k < n; k++) {
 		struct fs_inode *i = v[k];
 		if (pthread_mutex_trylock(&i->mu) == 0) {
-			if (!i->dirty && i->clean_gen < fs->sync_gen)
+			if (i->retired_fd >= 0 && i->retired_gen < fs->sync_gen)
+				fs_data_drop_retired(fs, i);
+			if (i->staging_fd >= 0 && !i->dirty && i->clean_gen < fs->sync_gen)
 				fs_data_discard(fs, i);
 			pthread_mutex_unlock(&i->mu);
 		}
@@ -596,14 +600,17 @@ static int reap_orphan_cb(uint64_t ino, void *ud)
 	return meta_inode_delete(fs->meta, ino);
 }
 
-/* Staging files of inodes with nothing staged are leftovers of a crash. */
+/* Staging files (<ino>, <ino>.<stage>) of inodes with nothing staged, or of another
+ * generation than the one meta names, are leftovers of a crash. */
 static void clean_staging(struct fs *fs)
 {
 	DIR *d = opendir(fs->staging_dir);
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
 		char *end;
-		uint64_t ino = strtoull(e->d_name, &end, 10);
+		uint64_t ino = strtoull(e->d_name, &end, 10), stage = 0, want = 0;
+		if (*end == '.' && end[1] >= '0' && end[1] <= '9')
+			stage = strtoull(end + 1, &end, 10);
 		if (!strncmp(e->d_name, STAGING_SPARE_PREFIX, strlen(STAGING_SPARE_PREFIX))) {
 			/* A spare of a former run: taken up again, or deleted past the limit. */
 			const char *num = e->d_name + strlen(STAGING_SPARE_PREFIX);
@@ -615,7 +622,7 @@ static void clean_staging(struct fs *fs)
 		if (e->d_name[0] == '.' || *end)
 			continue;
 		struct fs_inode *i = fs_inode_get(fs, ino);
-		if (i && !i->dirty) {
+		if (i && (!i->dirty || (fs_data_stage(fs, i, &want) == 0 && want != stage))) {
 			char path[4096];
 			snprintf(path, sizeof(path), "%s/%s", fs->staging_dir, e->d_name);
 			unlink(path);
@@ -864,6 +871,8 @@ int fs_close(struct fs *fs)
 			fs->tab[b] = i->hnext;
 			if (i->staging_fd >= 0)
 				close(i->staging_fd);
+			if (i->retired_fd >= 0)
+				close(i->retired_fd);
 			free(i->mem);
 			pthread_mutex_destroy(&i->mu);
 			free(i);

@@ -5,7 +5,9 @@
  *
  * A write lands in <cache>/staging/<ino> at its own offset and is recorded as a dirty range
  * (fs/meta.h). A read starts from the file's extents (chunks), overlays dirty ranges from
- * the staging file, and leaves zeros in holes.
+ * the staging file, and leaves zeros in holes. Bytes a durable meta names are never cut
+ * out of a staging file: a truncation moves the file to <ino>.<stage> (stage_switch), and a
+ * staging file goes only once a sync made that durable.
  *
  * Small files stage in memory instead. Most files an rsync writes are a few KiB, and a
  * staging file each cost an ext4 create (or the rename of a spare), a write, a read, and a
@@ -323,10 +325,27 @@ static int collect_range(uint64_t off, uint64_t len, void *ud)
 	return 0;
 }
 
-static int staging_path(struct fs *fs, uint64_t ino, char *out, size_t len)
+/* A file's staging file: <staging>/<ino> at generation 0, <ino>.<stage> after (see
+ * stage_switch). */
+static int staging_path(struct fs *fs, uint64_t ino, uint64_t stage, char *out, size_t len)
 {
-	int n = snprintf(out, len, "%s/%" PRIu64, fs->staging_dir, ino);
+	int n = stage ? snprintf(out, len, "%s/%" PRIu64 ".%" PRIu64, fs->staging_dir, ino, stage)
+		      : snprintf(out, len, "%s/%" PRIu64, fs->staging_dir, ino);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int fs_data_stage(struct fs *fs, struct fs_inode *i, uint64_t *ret)
+{
+	if (!i->stage_known) {
+		int r = meta_stage_get(fs->meta, i->ino, &i->stage);
+		if (r == -ENOENT) /* deleted (or never stored): its files had generation 0 */
+			i->stage = 0;
+		else if (r < 0)
+			return r;
+		i->stage_known = true;
+	}
+	*ret = i->stage;
+	return 0;
 }
 
 /* Spare staging files: creating and deleting one ext4 inode per written file made small
@@ -407,21 +426,34 @@ static void spare_give(struct fs *fs, int fd, const char *path)
 		close(fd);
 }
 
-static int staging_open(struct fs *fs, struct fs_inode *i)
+/* Open (or create) the staging file of generation stage; fresh empties it. */
+static int staging_open_at(struct fs *fs, struct fs_inode *i, uint64_t stage, bool fresh,
+			   int *ret_fd)
 {
 	char path[4096];
-	if (i->staging_fd >= 0)
-		return 0;
-	int r = staging_path(fs, i->ino, path, sizeof(path));
+	int r = staging_path(fs, i->ino, stage, path, sizeof(path));
 	if (r < 0)
 		return r;
 	/* A spare is empty; O_TRUNC makes sure of it after a crash mid-way through giving it. */
-	int flags = spare_take(fs, path) == 0 ? O_TRUNC : 0;
-	i->staging_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600);
-	if (i->staging_fd < 0)
+	int flags = spare_take(fs, path) == 0 || fresh ? O_TRUNC : 0;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600);
+	if (fd < 0)
 		return log_error_errno(-errno, "staging file %s: %s", path, strerror(errno));
-	fs_inode_staged_update(fs, i);
+	*ret_fd = fd;
 	return 0;
+}
+
+static int staging_open(struct fs *fs, struct fs_inode *i)
+{
+	uint64_t stage;
+	if (i->staging_fd >= 0)
+		return 0;
+	int r = fs_data_stage(fs, i, &stage);
+	if (r >= 0)
+		r = staging_open_at(fs, i, stage, false, &i->staging_fd);
+	if (r >= 0)
+		fs_inode_staged_update(fs, i);
+	return r;
 }
 
 static int pread_all(int fd, void *buf, size_t len, uint64_t off)
@@ -688,41 +720,137 @@ int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len
 	return r;
 }
 
+/* Staged bytes carried over to a new staging file (stage_switch). */
+struct stage_copy {
+	struct fs_inode *i;
+	int to;
+	uint64_t end; /* the new size: nothing from here on */
+	uint8_t *buf;
+	size_t copied;
+};
+
+static int copy_range(uint64_t off, uint64_t len, void *ud)
+{
+	struct stage_copy *c = ud;
+	len = off < c->end ? MIN(len, c->end - off) : 0;
+	while (len) {
+		size_t n = (size_t)MIN(len, (uint64_t)STAGE_COPY_BUF);
+		int r = pread_all(c->i->staging_fd, c->buf, n, off);
+		if (r >= 0)
+			r = pwrite_all(c->to, c->buf, n, off);
+		if (r < 0)
+			return r;
+		off += n;
+		len -= n;
+		c->copied += n;
+	}
+	return 0;
+}
+
+/* Close and give away the staging file a truncation replaced. i->mu held. */
+void fs_data_drop_retired(struct fs *fs, struct fs_inode *i)
+{
+	char path[4096];
+	if (i->retired_fd < 0)
+		return;
+	if (staging_path(fs, i->ino, i->retired_stage, path, sizeof(path)) < 0)
+		close(i->retired_fd);
+	else
+		spare_give(fs, i->retired_fd, path);
+	i->retired_fd = -1;
+	fs_inode_staged_update(fs, i);
+}
+
+/*
+ * A truncation must not cut bytes out of a staging file that a durable meta still names:
+ * after a crash that meta would read them back as zeros (a file fsynced whole, then cut
+ * and rewritten, came back at its old length with its tail zeroed). So the file moves to a
+ * new staging file, generation stage + 1, with its staged bytes below new_size copied
+ * over, and meta names the new generation in the batch that holds the cut. The old file is
+ * kept (i->retired_fd) until that batch is durable: fs_sync drops it. Once switched, the
+ * file is cut in place until the next sync. On failure nothing has changed.
+ * i->mu and fs->sync_lock (read) held, so no sync falls between this and the cut.
+ */
+static int stage_switch(struct fs *fs, struct fs_inode *i, uint64_t new_size)
+{
+	struct stage_copy c = {.i = i, .to = -1, .end = new_size};
+	char path[4096];
+	uint64_t stage;
+
+	if (i->staging_fd < 0 || (i->retired_fd >= 0 && i->retired_gen == fs->sync_gen))
+		return 0;
+	fs_data_drop_retired(fs, i); /* a sync made its successor durable */
+	int r = fs_data_stage(fs, i, &stage);
+	if (r >= 0)
+		r = staging_path(fs, i->ino, stage + 1, path, sizeof(path));
+	if (r >= 0)
+		r = staging_open_at(fs, i, stage + 1, true, &c.to);
+	if (r < 0)
+		return r;
+	c.buf = malloc(STAGE_COPY_BUF);
+	r = c.buf ? meta_dirty_ranges(fs->meta, i->ino, copy_range, &c) : -ENOMEM;
+	/* Fsynced bytes may be among them: durable before a meta names their new home. */
+	if (r >= 0 && c.copied && fdatasync(c.to) < 0)
+		r = -errno;
+	if (r >= 0)
+		r = meta_stage_set(fs->meta, i->ino, stage + 1);
+	free(c.buf);
+	if (r < 0) {
+		close(c.to);
+		unlink(path);
+		return log_error_errno(r, "inode %" PRIu64 ": moving staged data to %s: %s", i->ino,
+				       path, strerror(-r));
+	}
+	i->retired_fd = i->staging_fd;
+	i->retired_stage = stage;
+	i->retired_gen = fs->sync_gen;
+	i->staging_fd = c.to;
+	i->stage = stage + 1;
+	return 0;
+}
+
 int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint64_t new_size)
 {
 	struct extent_list el = {0};
+	_cleanup_free_ uint8_t *tmp = NULL;
+	size_t keep = 0;
 	int r = 0;
 
 	if (new_size >= old_size)
 		return 0; /* growing leaves a hole; the caller records the size */
 	/* The cut below works on the staging file. */
 	r = mem_spill(fs, i);
+	if (r >= 0 && i->dirty)
+		r = staging_open(fs, i);
 	if (r < 0)
 		return r;
 	/* A chunk cut in two keeps its prefix as staged data; everything after goes. */
 	r = meta_extents(fs->meta, i->ino, new_size, 1, collect_extent, &el);
 	uint64_t cut = new_size;
 	if (r >= 0 && el.n && el.v[0].off < new_size) {
-		size_t keep = (size_t)(new_size - el.v[0].off);
-		_cleanup_free_ uint8_t *tmp = malloc(keep ? keep : 1);
+		keep = (size_t)(new_size - el.v[0].off);
+		tmp = malloc(keep);
 		cut = el.v[0].off;
 		r = tmp ? 0 : -ENOMEM;
 		if (r >= 0) {
 			ssize_t n = fs_data_read(fs, i, tmp, keep, cut, old_size, false);
 			r = n < 0 ? (int)n : 0;
 		}
-		if (r >= 0)
-			r = staging_open(fs, i);
+	}
+	free(el.v);
+	if (r >= 0)
+		r = stage_switch(fs, i, new_size);
+	if (r >= 0)
+		r = meta_extents_replace(fs->meta, i->ino, cut, UINT64_MAX - cut, NULL, 0);
+	if (r >= 0)
+		r = meta_dirty_clear(fs->meta, i->ino, new_size, UINT64_MAX - new_size);
+	if (r >= 0 && keep) {
+		r = staging_open(fs, i);
 		if (r >= 0)
 			r = pwrite_all(i->staging_fd, tmp, keep, cut);
 		if (r >= 0)
 			r = meta_dirty_add(fs->meta, i->ino, cut, keep);
 	}
-	free(el.v);
-	if (r >= 0)
-		r = meta_extents_replace(fs->meta, i->ino, cut, UINT64_MAX - cut, NULL, 0);
-	if (r >= 0)
-		r = meta_dirty_clear(fs->meta, i->ino, new_size, UINT64_MAX - new_size);
 	if (r >= 0 && i->staging_fd >= 0 && ftruncate(i->staging_fd, (off_t)new_size) < 0)
 		r = -errno;
 	if (r >= 0)
@@ -741,7 +869,9 @@ void fs_data_mark_clean(struct fs *fs, struct fs_inode *i)
 void fs_data_discard(struct fs *fs, struct fs_inode *i)
 {
 	char path[4096];
-	if (staging_path(fs, i->ino, path, sizeof(path)) < 0) {
+	uint64_t stage;
+	if (fs_data_stage(fs, i, &stage) < 0 ||
+	    staging_path(fs, i->ino, stage, path, sizeof(path)) < 0) {
 		if (i->staging_fd >= 0)
 			close(i->staging_fd);
 	} else

@@ -43,7 +43,13 @@ struct fs_inode {
 	uint64_t nlookup; /* kernel references */
 	unsigned nopen;	  /* open handles */
 	pthread_mutex_t mu;
-	int staging_fd;	    /* -1 until the first write */
+	int staging_fd; /* -1 until the first write */
+	/* Generation of the staging file (data.c: a truncation moves a file to a new one), and
+	 * the one it replaced, kept until fs->sync_gen passes retired_gen. */
+	uint64_t stage;
+	bool stage_known;
+	int retired_fd;
+	uint64_t retired_stage, retired_gen;
 	bool dirty;	    /* has dirty ranges */
 	bool queued;	    /* in the flush queue */
 	uint64_t due_ns;    /* flush after this (monotonic) */
@@ -67,6 +73,8 @@ struct blob_cache_entry;
 /* Emptied staging files kept for reuse (data.c), named <staging>/spare.<seq>. */
 #define STAGING_SPARE_PREFIX "spare."
 #define STAGING_SPARES_MAX 65536
+/* Buffer for staged bytes a truncation copies to a new staging file. */
+#define STAGE_COPY_BUF (1024u * 1024)
 /* Staged bytes held in memory (data.c): files written only below STAGING_MEM_FILE_MAX, up
  * to STAGING_MEM_TOTAL bytes of them all. */
 #define STAGING_MEM_FILE_MAX (1024u * 1024)
@@ -164,7 +172,8 @@ int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len
 ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, uint64_t off,
 		     uint64_t size, bool reader);
 /* Change the size: drop extents and staged bytes past it, keep the prefix of a chunk cut
- * in two. Caller holds i->mu and updates the inode's size itself. */
+ * in two. Caller holds i->mu and fs->sync_lock for reading, and updates the inode's size
+ * itself before letting go of the latter: a durable meta has both or neither. */
 int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint64_t new_size);
 /* Turn i's dirty ranges into stored chunks. Takes i->mu. */
 int fs_data_flush(struct fs *fs, struct fs_inode *i);
@@ -177,6 +186,11 @@ void fs_data_discard(struct fs *fs, struct fs_inode *i);
  * Caller holds i->mu and fs->sync_lock for reading, and makes the change (the flush's
  * extents, or the row's deletion) before letting go of the latter. */
 void fs_data_mark_clean(struct fs *fs, struct fs_inode *i);
+/* The generation of i's staging file (read from meta once). */
+int fs_data_stage(struct fs *fs, struct fs_inode *i, uint64_t *ret);
+/* Delete the staging file a truncation replaced (fs_data_truncate), once a sync made its
+ * replacement durable. Caller holds i->mu. */
+void fs_data_drop_retired(struct fs *fs, struct fs_inode *i);
 /* Write i's staged bytes held in memory to its staging file. Takes i->mu. */
 int fs_data_mem_spill(struct fs *fs, struct fs_inode *i);
 int fs_data_fsync(struct fs *fs, struct fs_inode *i, bool datasync);

@@ -242,9 +242,12 @@ static int setattr_locked(struct fs *fs, uint64_t ino, const struct stat *a, int
 		/* Re-read under the data lock: a write may have grown the file meanwhile. */
 		r = meta_inode_get(fs->meta, ino, &mi);
 		if (r >= 0 && (uint64_t)a->st_size != mi.size) {
+			/* The lock order of fs_data_flush: the inode, then the sync lock. */
+			pthread_rwlock_rdlock(&fs->sync_lock);
 			r = fs_data_truncate(fs, i, mi.size, (uint64_t)a->st_size);
 			if (r >= 0)
 				r = meta_inode_set_size(fs->meta, ino, (uint64_t)a->st_size);
+			pthread_rwlock_unlock(&fs->sync_lock);
 			if (r >= 0) {
 				/* Only a real change of size is a modification (as ext4). */
 				mi.size = (uint64_t)a->st_size;

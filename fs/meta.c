@@ -24,10 +24,12 @@
 #include <sys/xattr.h>
 #include <time.h>
 
-#define META_SCHEMA_VERSION 1
+#define META_SCHEMA_VERSION 2
+/* Version 1 lacked inodes.stage; opening it adds the column (upgrade_schema). */
+#define META_SCHEMA_UPGRADABLE 1
 
 /*
- * Schema, version 1 (documented in meta.h). Offsets, sizes and inode numbers are stored as
+ * Schema, version 2 (documented in meta.h). Offsets, sizes and inode numbers are stored as
  * SQLite's signed 64-bit integers; meta refuses values past INT64_MAX where they are keys.
  * Names are BLOBs, so they compare bytewise and need not be UTF-8.
  */
@@ -37,7 +39,7 @@ static const char schema_sql[] =
 	" uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,"
 	" size INTEGER NOT NULL, rdev INTEGER NOT NULL, atime INTEGER NOT NULL,"
 	" mtime INTEGER NOT NULL, ctime INTEGER NOT NULL, target BLOB, tree BLOB,"
-	" flags INTEGER NOT NULL DEFAULT 0);"
+	" flags INTEGER NOT NULL DEFAULT 0, stage INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE dentries(id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
 	" name BLOB NOT NULL, ino INTEGER NOT NULL, UNIQUE(parent, name));"
 	"CREATE INDEX dentries_parent_id ON dentries(parent, id);"
@@ -107,6 +109,8 @@ static const char *const stmt_sql[_ST_MAX] = {
 	[ST_DIRTY_INSERT] = "INSERT INTO dirty(ino, off, len) VALUES(?1, ?2, ?3)",
 	[ST_DIRTY_RANGES] = "SELECT off, len FROM dirty WHERE ino = ?1 AND off > ?2"
 			    " ORDER BY off LIMIT ?3",
+	[ST_STAGE_GET] = "SELECT stage FROM inodes WHERE ino = ?1",
+	[ST_STAGE_SET] = "UPDATE inodes SET stage = ?2 WHERE ino = ?1",
 	[ST_DIRTY_INODES] = "SELECT DISTINCT ino FROM dirty WHERE ino > ?1 ORDER BY ino LIMIT ?2",
 	[ST_ORPHANS] = "SELECT ino FROM inodes WHERE nlink = 0 AND ino > ?1 ORDER BY ino LIMIT ?2",
 	[ST_TREE_GET] = "SELECT tree FROM inodes WHERE ino = ?1",
@@ -360,7 +364,8 @@ static int create_schema(struct meta *m, const uint8_t repo_id[REPO_ID_SIZE])
 
 /*
  * What the file holds: 1 if it has no tables yet, 0 if it is this repository's metadata,
- * -EXDEV for another repository's, -EBADMSG for anything else. Reads only, so a foreign
+ * 2 if it is, in the older schema upgrade_schema() brings up to date, -EXDEV for another
+ * repository's, -EBADMSG for anything else. Reads only, so a foreign
  * database is never written to (not even switched to WAL).
  */
 static int check_identity(struct meta *m, const uint8_t repo_id[REPO_ID_SIZE])
@@ -385,7 +390,7 @@ static int check_identity(struct meta *m, const uint8_t repo_id[REPO_ID_SIZE])
 	r = query_int(m, "SELECT value FROM meta WHERE key = ?1", "version", &version);
 	if (r < 0)
 		return r;
-	if (version != META_SCHEMA_VERSION)
+	if (version != META_SCHEMA_VERSION && version != META_SCHEMA_UPGRADABLE)
 		return -EBADMSG;
 
 	sqlite3_stmt *s;
@@ -400,6 +405,27 @@ static int check_identity(struct meta *m, const uint8_t repo_id[REPO_ID_SIZE])
 	else if (r > 0)
 		r = memcmp(sqlite3_column_blob(s, 0), repo_id, REPO_ID_SIZE) ? -EXDEV : 0;
 	sqlite3_finalize(s);
+	return r < 0 ? r : version == META_SCHEMA_VERSION ? 0 : 2;
+}
+
+/* Version 1 to 2: inodes gain stage (0, the name staging files always had). Under the
+ * write lock, and checked again there, in case another opener upgraded it meanwhile. */
+static int upgrade_schema(struct meta *m)
+{
+	int64_t version;
+	int r = exec(m, "BEGIN IMMEDIATE", "beginning");
+	if (r < 0)
+		return r;
+	r = query_int(m, "SELECT value FROM meta WHERE key = ?1", "version", &version);
+	if (r >= 0 && version == META_SCHEMA_UPGRADABLE)
+		r = exec(m,
+			 "ALTER TABLE inodes ADD COLUMN stage INTEGER NOT NULL DEFAULT 0;"
+			 "UPDATE meta SET value = 2 WHERE key = 'version';",
+			 "upgrading the schema to version 2");
+	if (r >= 0)
+		r = exec(m, "COMMIT", "committing the schema upgrade");
+	if (r < 0)
+		(void)exec(m, "ROLLBACK", "rolling back");
 	return r;
 }
 
@@ -444,7 +470,7 @@ static int load_next_ino(struct meta *m)
 int meta_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct meta **ret)
 {
 	struct meta *m = calloc(1, sizeof(*m));
-	bool empty = false;
+	bool empty = false, upgrade = false;
 	int r;
 
 	if (!m)
@@ -467,13 +493,16 @@ int meta_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct meta
 	 */
 	r = check_identity(m, repo_id);
 	if (r >= 0) {
-		empty = r > 0;
+		empty = r == 1;
+		upgrade = r == 2;
 		r = exec(m, "PRAGMA journal_mode=WAL", "setting WAL mode");
 	}
 	if (r >= 0)
 		r = exec(m, "PRAGMA synchronous=FULL", "setting synchronous");
 	if (r >= 0 && empty)
 		r = create_if_empty(m, repo_id);
+	if (r >= 0 && upgrade)
+		r = upgrade_schema(m);
 	if (r >= 0)
 		r = load_next_ino(m);
 	for (int i = 0; r >= 0 && i < _ST_MAX; i++) {
@@ -639,7 +668,7 @@ int meta_inode_insert(struct meta *m, const struct meta_inode *i)
 }
 
 /* Run a write statement on one row; -ENOENT (or enoent) when it touched none. */
-static int write_one(struct meta *m, sqlite3_stmt *s, int enoent, const char *what)
+int meta_write_one(struct meta *m, sqlite3_stmt *s, int enoent, const char *what)
 {
 	int r = write_begin(m);
 	if (r < 0) {
@@ -658,7 +687,7 @@ int meta_inode_update(struct meta *m, const struct meta_inode *i)
 	LOCKED(m);
 	sqlite3_stmt *s = m->st[ST_INODE_UPDATE];
 	bind_inode(s, i->ino, i);
-	return write_one(m, s, -ENOENT, "updating an inode");
+	return meta_write_one(m, s, -ENOENT, "updating an inode");
 }
 
 int meta_inode_set_size(struct meta *m, uint64_t ino, uint64_t size)
@@ -667,7 +696,7 @@ int meta_inode_set_size(struct meta *m, uint64_t ino, uint64_t size)
 	sqlite3_stmt *s = m->st[ST_INODE_SET_SIZE];
 	bind_u64(s, 1, ino);
 	bind_u64(s, 2, size);
-	return write_one(m, s, -ENOENT, "setting an inode's size");
+	return meta_write_one(m, s, -ENOENT, "setting an inode's size");
 }
 
 int meta_inode_extend(struct meta *m, uint64_t ino, uint64_t end, int64_t mtime)
@@ -677,7 +706,7 @@ int meta_inode_extend(struct meta *m, uint64_t ino, uint64_t end, int64_t mtime)
 	bind_u64(s, 1, ino);
 	bind_u64(s, 2, end);
 	sqlite3_bind_int64(s, 3, mtime);
-	return write_one(m, s, -ENOENT, "extending an inode");
+	return meta_write_one(m, s, -ENOENT, "extending an inode");
 }
 
 static int inode_delete_locked(struct meta *m, uint64_t ino)
@@ -712,7 +741,7 @@ int meta_symlink_set(struct meta *m, uint64_t ino, const char *target)
 	sqlite3_stmt *s = m->st[ST_TARGET_SET];
 	bind_u64(s, 1, ino);
 	sqlite3_bind_blob(s, 2, target, (int)strlen(target), SQLITE_STATIC);
-	return write_one(m, s, -ENOENT, "setting a symlink target");
+	return meta_write_one(m, s, -ENOENT, "setting a symlink target");
 }
 
 int meta_symlink_get(struct meta *m, uint64_t ino, char **ret)
@@ -770,7 +799,7 @@ static int entry_write(struct meta *m, enum stmt st, uint64_t parent, const char
 	sqlite3_bind_blob(s, 2, name, (int)len, SQLITE_STATIC);
 	if (st != ST_UNLINK)
 		bind_u64(s, 3, ino);
-	return write_one(m, s, st == ST_LINK ? 0 : -ENOENT, what);
+	return meta_write_one(m, s, st == ST_LINK ? 0 : -ENOENT, what);
 }
 
 int meta_link(struct meta *m, uint64_t parent, const char *name, uint64_t ino)
@@ -804,7 +833,7 @@ int meta_move(struct meta *m, uint64_t parent, const char *name, uint64_t new_pa
 	sqlite3_bind_blob(s, 2, name, (int)len, SQLITE_STATIC);
 	bind_u64(s, 3, new_parent);
 	sqlite3_bind_blob(s, 4, new_name, (int)new_len, SQLITE_STATIC);
-	return write_one(m, s, -ENOENT, "moving an entry");
+	return meta_write_one(m, s, -ENOENT, "moving an entry");
 }
 
 int meta_dir_has_entries(struct meta *m, uint64_t dir)
@@ -966,7 +995,7 @@ int meta_xattr_set(struct meta *m, uint64_t ino, const char *name, const void *v
 	sqlite3_bind_zeroblob(s, 3, 0);
 	if (len)
 		sqlite3_bind_blob(s, 3, value, (int)len, SQLITE_STATIC);
-	return write_one(m, s, enoent, "setting an xattr");
+	return meta_write_one(m, s, enoent, "setting an xattr");
 }
 
 int meta_xattr_remove(struct meta *m, uint64_t ino, const char *name)
@@ -975,7 +1004,7 @@ int meta_xattr_remove(struct meta *m, uint64_t ino, const char *name)
 	sqlite3_stmt *s = m->st[ST_XATTR_REMOVE];
 	bind_u64(s, 1, ino);
 	sqlite3_bind_blob(s, 2, name, (int)strlen(name), SQLITE_STATIC);
-	return write_one(m, s, -ENODATA, "removing an xattr");
+	return meta_write_one(m, s, -ENODATA, "removing an xattr");
 }
 
 int meta_xattr_list(struct meta *m, uint64_t ino, struct buf *ret)
@@ -1033,7 +1062,7 @@ int meta_tree_set(struct meta *m, uint64_t dir, const struct blob_id *id)
 	sqlite3_stmt *s = m->st[ST_TREE_SET];
 	bind_u64(s, 1, dir);
 	sqlite3_bind_blob(s, 2, id->b, BLOB_ID_SIZE, SQLITE_STATIC);
-	return write_one(m, s, -ENOENT, "setting a tree id");
+	return meta_write_one(m, s, -ENOENT, "setting a tree id");
 }
 
 /* Clear ino's tree id: 1 if it was set, 0 if it was already clear (or no such inode). */

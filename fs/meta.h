@@ -9,12 +9,12 @@
  * meta_sync() (called on fsync, at checkpoints, and every few hundred milliseconds by the
  * daemon). A crash loses at most what was not synced, like a local filesystem without fsync.
  *
- * Schema, version 1:
+ * Schema, version 2 (a version 1 database gains inodes.stage when opened):
  *   meta(key TEXT PRIMARY KEY, value)        'version', 'repo-id', 'next-ino', 'base-commit'
  *   inodes(ino INTEGER PRIMARY KEY, mode, uid, gid, nlink, size, rdev,
  *          atime, mtime, ctime (ns since the epoch), target BLOB (symlinks),
  *          tree BLOB (directories: id of the last checkpointed tree, NULL when dirty),
- *          flags)
+ *          flags (unused, 0), stage (generation of the staging file, fs/data.c))
  *   dentries(id INTEGER PRIMARY KEY, parent, name BLOB, ino, UNIQUE(parent, name))
  *   xattrs(ino, name BLOB, value BLOB, PRIMARY KEY(ino, name))
  *   extents(ino, off, len, blob BLOB, PRIMARY KEY(ino, off))   whole chunks, no overlap
@@ -133,6 +133,9 @@ int meta_dirty_add(struct meta *m, uint64_t ino, uint64_t off, uint64_t len);
 int meta_dirty_clear(struct meta *m, uint64_t ino, uint64_t off, uint64_t len);
 int meta_dirty_ranges(struct meta *m, uint64_t ino, int (*fn)(uint64_t off, uint64_t len, void *ud),
 		      void *ud);
+/* The generation of ino's staging file (data.c names the file by it); -ENOENT. */
+int meta_stage_get(struct meta *m, uint64_t ino, uint64_t *ret);
+int meta_stage_set(struct meta *m, uint64_t ino, uint64_t stage);
 /* Every inode with dirty ranges (after a crash: files to flush). */
 int meta_dirty_inodes(struct meta *m, int (*fn)(uint64_t ino, void *ud), void *ud);
 /* Every inode with no links left: unlinked while open, then the daemon stopped (a crash).

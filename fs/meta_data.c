@@ -256,3 +256,28 @@ int meta_dirty_ranges(struct meta *m, uint64_t ino, int (*fn)(uint64_t off, uint
 		after = (int64_t)d[n - 1][0];
 	}
 }
+
+/* ---- staging generation ---- */
+
+int meta_stage_get(struct meta *m, uint64_t ino, uint64_t *ret)
+{
+	LOCKED(m);
+	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_STAGE_GET];
+	bind_u64(s, 1, ino);
+	int r = meta_row(m, s, "reading a staging generation");
+	if (r <= 0)
+		return r < 0 ? r : -ENOENT;
+	*ret = col_u64(s, 0);
+	return 0;
+}
+
+int meta_stage_set(struct meta *m, uint64_t ino, uint64_t stage)
+{
+	if (stage > INT64_MAX)
+		return -EINVAL;
+	LOCKED(m);
+	sqlite3_stmt *s = m->st[ST_STAGE_SET];
+	bind_u64(s, 1, ino);
+	bind_u64(s, 2, stage);
+	return meta_write_one(m, s, -ENOENT, "setting a staging generation");
+}

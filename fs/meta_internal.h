@@ -58,6 +58,8 @@ enum stmt {
 	ST_DIRTY_INSERT,
 	ST_DIRTY_RANGES,
 	ST_DIRTY_INODES,
+	ST_STAGE_GET,
+	ST_STAGE_SET,
 	ST_ORPHANS,
 	ST_TREE_GET,
 	ST_TREE_SET,
@@ -89,6 +91,8 @@ struct meta {
 int meta_run(struct meta *m, sqlite3_stmt *s, const char *what);
 /* Step a SELECT: 1 with a row, 0 at the end, <0 on error. Leaves the statement as is. */
 int meta_row(struct meta *m, sqlite3_stmt *s, const char *what);
+/* Run a bound one-statement write in the batch: enoent when it changed no row. */
+int meta_write_one(struct meta *m, sqlite3_stmt *s, int enoent, const char *what);
 /* A multi-statement operation: joins the batch and opens a savepoint. */
 int meta_op_begin(struct meta *m);
 /* Release the savepoint, or undo the operation when r < 0. Returns r or the error. */
