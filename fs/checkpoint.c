@@ -205,8 +205,9 @@ static bool is_dirty(struct fs *fs, struct fs_inode *i)
 
 static bool has_stale_staging(struct fs *fs, struct fs_inode *i)
 {
-	return (i->staging_fd >= 0 && !i->dirty && i->clean_gen < fs->sync_gen) ||
-	       (i->retired_fd >= 0 && i->retired_gen < fs->sync_gen);
+	uint64_t gen = fs_sync_gen(fs);
+	return (i->staging_fd >= 0 && !i->dirty && i->clean_gen < gen) ||
+	       (i->retired_fd >= 0 && i->retired_gen < gen);
 }
 
 static bool holds_mem(struct fs *fs, struct fs_inode *i)
@@ -255,7 +256,7 @@ int fs_sync(struct fs *fs)
 	if (r >= 0)
 		r = meta_sync(fs->meta);
 	if (r >= 0)
-		fs->sync_gen++;
+		__atomic_store_n(&fs->sync_gen, fs->sync_gen + 1, __ATOMIC_RELEASE);
 	pthread_rwlock_unlock(&fs->sync_lock);
 	pthread_mutex_lock(&fs->tab_mu);
 	fs->mem_blocked--;
@@ -267,9 +268,9 @@ int fs_sync(struct fs *fs)
 	for (size_t k = 0; k < n; k++) {
 		struct fs_inode *i = v[k];
 		if (pthread_mutex_trylock(&i->mu) == 0) {
-			if (i->retired_fd >= 0 && i->retired_gen < fs->sync_gen)
+			if (i->retired_fd >= 0 && i->retired_gen < fs_sync_gen(fs))
 				fs_data_drop_retired(fs, i);
-			if (i->staging_fd >= 0 && !i->dirty && i->clean_gen < fs->sync_gen)
+			if (i->staging_fd >= 0 && !i->dirty && i->clean_gen < fs_sync_gen(fs))
 				fs_data_discard(fs, i);
 			pthread_mutex_unlock(&i->mu);
 		}

@@ -6,7 +6,7 @@
  * A write lands in <cache>/staging/<ino> at its own offset and is recorded as a dirty range
  * (fs/meta.h). A read starts from the file's extents (chunks), overlays dirty ranges from
  * the staging file, and leaves zeros in holes. Bytes a durable meta names are never cut
- * out of a staging file: a truncation moves the file to <ino>.<stage> (stage_switch), and a
+ * out of a staging file: a truncation moves the file to <ino>.<stage> (see "Truncation"), and a
  * staging file goes only once a sync made that durable.
  *
  * Small files stage in memory instead. Most files an rsync writes are a few KiB, and a
@@ -326,7 +326,7 @@ static int collect_range(uint64_t off, uint64_t len, void *ud)
 }
 
 /* A file's staging file: <staging>/<ino> at generation 0, <ino>.<stage> after (see
- * stage_switch). */
+ * "Truncation"). */
 static int staging_path(struct fs *fs, uint64_t ino, uint64_t stage, char *out, size_t len)
 {
 	int n = stage ? snprintf(out, len, "%s/%" PRIu64 ".%" PRIu64, fs->staging_dir, ino, stage)
@@ -426,34 +426,45 @@ static void spare_give(struct fs *fs, int fd, const char *path)
 		close(fd);
 }
 
-/* Open (or create) the staging file of generation stage; fresh empties it. */
+/*
+ * Open the staging file of generation stage, creating it if missing; fresh empties it.
+ * *ret_created: whether it holds nothing from before (created, a spare, or emptied).
+ */
 static int staging_open_at(struct fs *fs, struct fs_inode *i, uint64_t stage, bool fresh,
-			   int *ret_fd)
+			   int *ret_fd, bool *ret_created)
 {
 	char path[4096];
 	int r = staging_path(fs, i->ino, stage, path, sizeof(path));
 	if (r < 0)
 		return r;
 	/* A spare is empty; O_TRUNC makes sure of it after a crash mid-way through giving it. */
-	int flags = spare_take(fs, path) == 0 || fresh ? O_TRUNC : 0;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600);
+	bool created = spare_take(fs, path) == 0 || fresh;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (created ? O_TRUNC : O_EXCL), 0600);
+	if (fd < 0 && errno == EEXIST) /* left by a crash, or by a file closed and reopened */
+		fd = open(path, O_RDWR | O_CLOEXEC);
+	else if (fd >= 0)
+		created = true;
 	if (fd < 0)
 		return log_error_errno(-errno, "staging file %s: %s", path, strerror(errno));
 	*ret_fd = fd;
+	*ret_created = created;
 	return 0;
 }
 
 static int staging_open(struct fs *fs, struct fs_inode *i)
 {
 	uint64_t stage;
+	bool created;
 	if (i->staging_fd >= 0)
 		return 0;
 	int r = fs_data_stage(fs, i, &stage);
 	if (r >= 0)
-		r = staging_open_at(fs, i, stage, false, &i->staging_fd);
-	if (r >= 0)
-		fs_inode_staged_update(fs, i);
-	return r;
+		r = staging_open_at(fs, i, stage, false, &i->staging_fd, &created);
+	if (r < 0)
+		return r;
+	i->staging_born = created ? fs_sync_gen(fs) + 1 : 0;
+	fs_inode_staged_update(fs, i);
+	return 0;
 }
 
 static int pread_all(int fd, void *buf, size_t len, uint64_t off)
@@ -720,7 +731,31 @@ int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len
 	return r;
 }
 
-/* Staged bytes carried over to a new staging file (stage_switch). */
+/*
+ * Truncation. Bytes a durable meta names are never cut out of a staging file: after a crash
+ * that meta would read them back as zeros (a file fsynced whole, then cut and rewritten,
+ * came back at its old length with its tail zeroed). So a file whose staging file may be
+ * named so (not created since the last sync: staging_durable) moves to a new one,
+ * generation stage + 1, holding its staged bytes below the new size (stage_prepare). Meta
+ * takes the cut and the new generation in one step (meta_truncate), so a failure anywhere
+ * leaves the file as it was. The old file is kept (i->retired_fd) until a sync made the
+ * move durable: fs_sync's cleanup drops it. A staging file created since the last sync is
+ * cut in place.
+ */
+
+/* Whether a durable meta may name bytes in i's staging file. */
+static bool staging_durable(struct fs *fs, struct fs_inode *i)
+{
+	return i->staging_fd >= 0 && i->staging_born != fs_sync_gen(fs) + 1;
+}
+
+/* A staging file being prepared for a truncation. */
+struct stage_next {
+	int fd;
+	uint64_t stage;
+	char path[4096];
+};
+
 struct stage_copy {
 	struct fs_inode *i;
 	int to;
@@ -747,6 +782,40 @@ static int copy_range(uint64_t off, uint64_t len, void *ud)
 	return 0;
 }
 
+/* Create the next generation's staging file with i's staged bytes below new_size. Only
+ * i->mu held: the copy may be long, and meta does not change meanwhile. */
+static int stage_prepare(struct fs *fs, struct fs_inode *i, uint64_t new_size,
+			 struct stage_next *nx)
+{
+	struct stage_copy c = {.i = i, .end = new_size};
+	bool created;
+	int r = fs_data_stage(fs, i, &nx->stage);
+	nx->stage++;
+	if (r >= 0)
+		r = staging_path(fs, i->ino, nx->stage, nx->path, sizeof(nx->path));
+	if (r >= 0)
+		r = staging_open_at(fs, i, nx->stage, true, &nx->fd, &created);
+	if (r < 0)
+		return r;
+	c.to = nx->fd;
+	c.buf = malloc(STAGE_COPY_BUF);
+	r = c.buf ? meta_dirty_ranges(fs->meta, i->ino, copy_range, &c) : -ENOMEM;
+	free(c.buf);
+	/* Fsynced bytes may be among them: durable before a meta names their new home. */
+	if (r >= 0 && c.copied && fdatasync(nx->fd) < 0)
+		r = -errno;
+	return r;
+}
+
+static void stage_abandon(struct stage_next *nx)
+{
+	if (nx->fd < 0)
+		return;
+	close(nx->fd);
+	unlink(nx->path);
+	nx->fd = -1;
+}
+
 /* Close and give away the staging file a truncation replaced. i->mu held. */
 void fs_data_drop_retired(struct fs *fs, struct fs_inode *i)
 {
@@ -761,64 +830,43 @@ void fs_data_drop_retired(struct fs *fs, struct fs_inode *i)
 	fs_inode_staged_update(fs, i);
 }
 
-/*
- * A truncation must not cut bytes out of a staging file that a durable meta still names:
- * after a crash that meta would read them back as zeros (a file fsynced whole, then cut
- * and rewritten, came back at its old length with its tail zeroed). So the file moves to a
- * new staging file, generation stage + 1, with its staged bytes below new_size copied
- * over, and meta names the new generation in the batch that holds the cut. The old file is
- * kept (i->retired_fd) until that batch is durable: fs_sync drops it. Once switched, the
- * file is cut in place until the next sync. On failure nothing has changed.
- * i->mu and fs->sync_lock (read) held, so no sync falls between this and the cut.
- */
-static int stage_switch(struct fs *fs, struct fs_inode *i, uint64_t new_size)
+/* The cut, now that nothing can fail short of meta: under the sync lock (read), so that a
+ * durable meta has all of it or none, and so that staging_durable holds still. */
+static int truncate_commit(struct fs *fs, struct fs_inode *i, uint64_t new_size, uint64_t cut,
+			   size_t keep, struct stage_next *nx)
 {
-	struct stage_copy c = {.i = i, .to = -1, .end = new_size};
-	char path[4096];
-	uint64_t stage;
-
-	if (i->staging_fd < 0 || (i->retired_fd >= 0 && i->retired_gen == fs->sync_gen))
-		return 0;
-	fs_data_drop_retired(fs, i); /* a sync made its successor durable */
-	int r = fs_data_stage(fs, i, &stage);
-	if (r >= 0)
-		r = staging_path(fs, i->ino, stage + 1, path, sizeof(path));
-	if (r >= 0)
-		r = staging_open_at(fs, i, stage + 1, true, &c.to);
+	int r = meta_truncate(fs->meta, i->ino, new_size, cut, keep, nx->fd >= 0 ? nx->stage : 0);
 	if (r < 0)
 		return r;
-	c.buf = malloc(STAGE_COPY_BUF);
-	r = c.buf ? meta_dirty_ranges(fs->meta, i->ino, copy_range, &c) : -ENOMEM;
-	/* Fsynced bytes may be among them: durable before a meta names their new home. */
-	if (r >= 0 && c.copied && fdatasync(c.to) < 0)
-		r = -errno;
-	if (r >= 0)
-		r = meta_stage_set(fs->meta, i->ino, stage + 1);
-	free(c.buf);
-	if (r < 0) {
-		close(c.to);
-		unlink(path);
-		return log_error_errno(r, "inode %" PRIu64 ": moving staged data to %s: %s", i->ino,
-				       path, strerror(-r));
+	if (nx->fd >= 0) {
+		/* A retired file left is one whose successor was durable before this began. */
+		fs_data_drop_retired(fs, i);
+		i->retired_fd = i->staging_fd;
+		i->retired_stage = i->stage;
+		i->retired_gen = fs->sync_gen;
+		i->staging_fd = nx->fd;
+		i->staging_born = fs->sync_gen + 1;
+		i->stage = nx->stage;
+		nx->fd = -1;
+	} else if (i->staging_fd >= 0 && ftruncate(i->staging_fd, (off_t)new_size) < 0) {
+		/* Only bytes nobody names are left past the end: reads stop at the size. */
+		log_warning("inode %" PRIu64 ": cutting its staging file: %s", i->ino,
+			    strerror(errno));
 	}
-	i->retired_fd = i->staging_fd;
-	i->retired_stage = stage;
-	i->retired_gen = fs->sync_gen;
-	i->staging_fd = c.to;
-	i->stage = stage + 1;
-	return 0;
+	return mark_dirty(fs, i);
 }
 
 int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint64_t new_size)
 {
 	struct extent_list el = {0};
+	struct stage_next nx = {.fd = -1};
 	_cleanup_free_ uint8_t *tmp = NULL;
 	size_t keep = 0;
 	int r = 0;
 
 	if (new_size >= old_size)
-		return 0; /* growing leaves a hole; the caller records the size */
-	/* The cut below works on the staging file. */
+		/* Growing leaves a hole. */
+		return meta_inode_set_size(fs->meta, i->ino, new_size);
 	r = mem_spill(fs, i);
 	if (r >= 0 && i->dirty)
 		r = staging_open(fs, i);
@@ -838,23 +886,27 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint6
 		}
 	}
 	free(el.v);
-	if (r >= 0)
-		r = stage_switch(fs, i, new_size);
-	if (r >= 0)
-		r = meta_extents_replace(fs->meta, i->ino, cut, UINT64_MAX - cut, NULL, 0);
-	if (r >= 0)
-		r = meta_dirty_clear(fs->meta, i->ino, new_size, UINT64_MAX - new_size);
-	if (r >= 0 && keep) {
-		r = staging_open(fs, i);
-		if (r >= 0)
-			r = pwrite_all(i->staging_fd, tmp, keep, cut);
-		if (r >= 0)
-			r = meta_dirty_add(fs->meta, i->ino, cut, keep);
+	while (r >= 0) {
+		if (staging_durable(fs, i) && nx.fd < 0)
+			r = stage_prepare(fs, i, new_size, &nx);
+		/* The kept prefix: the bytes a read gives there now, so writing them where a
+		 * durable meta may name staged bytes changes nothing it reads. */
+		if (r >= 0 && keep && nx.fd < 0)
+			r = staging_open(fs, i);
+		if (r >= 0 && keep)
+			r = pwrite_all(nx.fd >= 0 ? nx.fd : i->staging_fd, tmp, keep, cut);
+		if (r < 0)
+			break;
+		pthread_rwlock_rdlock(&fs->sync_lock);
+		/* A sync since the check above: that file is named now, so it moves after all. */
+		bool again = staging_durable(fs, i) && nx.fd < 0;
+		if (!again)
+			r = truncate_commit(fs, i, new_size, cut, keep, &nx);
+		pthread_rwlock_unlock(&fs->sync_lock);
+		if (!again)
+			break;
 	}
-	if (r >= 0 && i->staging_fd >= 0 && ftruncate(i->staging_fd, (off_t)new_size) < 0)
-		r = -errno;
-	if (r >= 0)
-		r = mark_dirty(fs, i);
+	stage_abandon(&nx);
 	return r;
 }
 
@@ -878,6 +930,7 @@ void fs_data_discard(struct fs *fs, struct fs_inode *i)
 		spare_give(fs, i->staging_fd, path);
 	mem_free(fs, i);
 	i->staging_fd = -1;
+	i->staging_born = 0;
 	i->dirty = false;
 	fs_inode_staged_update(fs, i);
 }

@@ -45,9 +45,11 @@ struct fs_inode {
 	pthread_mutex_t mu;
 	int staging_fd; /* -1 until the first write */
 	/* Generation of the staging file (data.c: a truncation moves a file to a new one), and
-	 * the one it replaced, kept until fs->sync_gen passes retired_gen. */
+	 * fs->sync_gen + 1 when it was created (0: it may hold bytes from before). The file a
+	 * truncation replaced is kept until fs->sync_gen passes retired_gen. */
 	uint64_t stage;
 	bool stage_known;
+	uint64_t staging_born;
 	int retired_fd;
 	uint64_t retired_stage, retired_gen;
 	bool dirty;	    /* has dirty ranges */
@@ -93,7 +95,7 @@ struct fs {
 	 * blobs durable (store_flush) and then meta (meta_sync), so a durable meta never names
 	 * a blob that is not durable. */
 	pthread_rwlock_t sync_lock;
-	uint64_t sync_gen; /* completed fs_sync calls */
+	uint64_t sync_gen; /* completed fs_sync calls (fs_sync_gen) */
 
 	pthread_mutex_t tab_mu;
 	pthread_cond_t tab_cond;
@@ -151,6 +153,12 @@ static inline uint64_t node_to_ino(uint64_t node)
 {
 	return node - 1;
 }
+/* fs->sync_gen, which fs_sync raises under the sync lock (write), read without it. */
+static inline uint64_t fs_sync_gen(struct fs *fs)
+{
+	return __atomic_load_n(&fs->sync_gen, __ATOMIC_ACQUIRE);
+}
+
 static inline uint64_t ino_to_node(uint64_t ino)
 {
 	return ino + 1;
@@ -171,9 +179,10 @@ int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len
 /* reader: a read for a user (not a flush), which may start prefetching what follows it. */
 ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, uint64_t off,
 		     uint64_t size, bool reader);
-/* Change the size: drop extents and staged bytes past it, keep the prefix of a chunk cut
- * in two. Caller holds i->mu and fs->sync_lock for reading, and updates the inode's size
- * itself before letting go of the latter: a durable meta has both or neither. */
+/* Set the size of a regular file. Shrinking drops extents and staged bytes past it and keeps
+ * the prefix of a chunk cut in two; all or nothing. Caller holds i->mu (not the sync lock).
+ * -ENOSPC when the cache has no room to move staged bytes aside: after fs_data_flush there
+ * are none to move. */
 int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint64_t new_size);
 /* Turn i's dirty ranges into stored chunks. Takes i->mu. */
 int fs_data_flush(struct fs *fs, struct fs_inode *i);

@@ -9,6 +9,7 @@
  * checkpoint tree of every directory a change shows in.
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -222,43 +223,61 @@ int fsops_getattr(struct fs *fs, uint64_t node, struct stat *ret)
 	return 0;
 }
 
+/*
+ * The size part of a setattr: under the file's data lock, like a write, not under ops_mu. A
+ * truncation may copy a file's staged bytes to a new staging file (data.c), and namespace
+ * operations must not wait for that. Only the size column changes, which the rest of
+ * setattr (meta_inode_update) never writes.
+ */
+static int setattr_size(struct fs *fs, uint64_t ino, uint64_t size, bool *ret_changed)
+{
+	struct meta_inode mi;
+	int r = meta_inode_get(fs->meta, ino, &mi);
+	if (r < 0)
+		return r;
+	if (S_ISDIR(mi.mode))
+		return -EISDIR;
+	if (!S_ISREG(mi.mode))
+		return -EINVAL;
+	struct fs_inode *i = fs_inode_get(fs, ino);
+	if (!i)
+		return -ENOMEM;
+	pthread_mutex_lock(&i->mu);
+	/* Re-read under the data lock: a write may have grown the file meanwhile. */
+	r = meta_inode_get(fs->meta, ino, &mi);
+	if (r >= 0 && size != mi.size) {
+		r = fs_data_truncate(fs, i, mi.size, size);
+		if (r == -ENOSPC) {
+			/* No room in the cache to move staged bytes aside: store them, and
+			 * there are none to move. */
+			pthread_mutex_unlock(&i->mu);
+			(void)fs_data_flush(fs, i);
+			pthread_mutex_lock(&i->mu);
+			r = meta_inode_get(fs->meta, ino, &mi);
+			if (r >= 0 && size != mi.size)
+				r = fs_data_truncate(fs, i, mi.size, size);
+		}
+		/* Only a real change of size is a modification (as ext4). */
+		*ret_changed = r >= 0;
+		if (r < 0)
+			log_error("inode %" PRIu64 ": truncating to %" PRIu64 " bytes: %s", ino,
+				  size, strerror(-r));
+	}
+	pthread_mutex_unlock(&i->mu);
+	fs_inode_put(fs, i);
+	return r;
+}
+
 static int setattr_locked(struct fs *fs, uint64_t ino, const struct stat *a, int to_set,
-			  struct stat *ret)
+			  bool size_changed, struct stat *ret)
 {
 	struct meta_inode mi;
 	int64_t now = fs_now_ns();
 	int r = meta_inode_get(fs->meta, ino, &mi);
 	if (r < 0)
 		return r;
-	if (to_set & FSOPS_SET_SIZE) {
-		if (S_ISDIR(mi.mode))
-			return -EISDIR;
-		if (!S_ISREG(mi.mode))
-			return -EINVAL;
-		struct fs_inode *i = fs_inode_get(fs, ino);
-		if (!i)
-			return -ENOMEM;
-		pthread_mutex_lock(&i->mu);
-		/* Re-read under the data lock: a write may have grown the file meanwhile. */
-		r = meta_inode_get(fs->meta, ino, &mi);
-		if (r >= 0 && (uint64_t)a->st_size != mi.size) {
-			/* The lock order of fs_data_flush: the inode, then the sync lock. */
-			pthread_rwlock_rdlock(&fs->sync_lock);
-			r = fs_data_truncate(fs, i, mi.size, (uint64_t)a->st_size);
-			if (r >= 0)
-				r = meta_inode_set_size(fs->meta, ino, (uint64_t)a->st_size);
-			pthread_rwlock_unlock(&fs->sync_lock);
-			if (r >= 0) {
-				/* Only a real change of size is a modification (as ext4). */
-				mi.size = (uint64_t)a->st_size;
-				mi.mtime = now;
-			}
-		}
-		pthread_mutex_unlock(&i->mu);
-		fs_inode_put(fs, i);
-		if (r < 0)
-			return r;
-	}
+	if (size_changed)
+		mi.mtime = now;
 	if (to_set & FSOPS_SET_MODE) {
 		mi.mode = (mi.mode & S_IFMT) | (a->st_mode & 07777);
 		/* chmod rewrites an extended ACL's owner, mask and other entries, as native
@@ -301,10 +320,15 @@ int fsops_setattr(struct fs *fs, uint64_t node, const struct stat *attr, int to_
 	int r = tree_ino(node, &ino);
 	if (r < 0)
 		return r;
+	bool size_changed = false;
 	pthread_rwlock_rdlock(&fs->ns_lock);
-	pthread_mutex_lock(&fs->ops_mu);
-	r = setattr_locked(fs, ino, attr, to_set, ret);
-	pthread_mutex_unlock(&fs->ops_mu);
+	if (to_set & FSOPS_SET_SIZE)
+		r = setattr_size(fs, ino, (uint64_t)attr->st_size, &size_changed);
+	if (r >= 0) {
+		pthread_mutex_lock(&fs->ops_mu);
+		r = setattr_locked(fs, ino, attr, to_set, size_changed, ret);
+		pthread_mutex_unlock(&fs->ops_mu);
+	}
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return r;
 }

@@ -133,6 +133,12 @@ int meta_dirty_add(struct meta *m, uint64_t ino, uint64_t off, uint64_t len);
 int meta_dirty_clear(struct meta *m, uint64_t ino, uint64_t off, uint64_t len);
 int meta_dirty_ranges(struct meta *m, uint64_t ino, int (*fn)(uint64_t off, uint64_t len, void *ud),
 		      void *ud);
+/* Cut a file to size in one step, all or nothing: its extents from cut on go (cut is where
+ * the chunk holding size starts, or size), its dirty ranges past size go, [cut, cut + keep)
+ * becomes dirty (the staged prefix of a chunk cut in two), and, when stage is not 0, its
+ * staging generation becomes stage. -ENOENT if there is no such inode. */
+int meta_truncate(struct meta *m, uint64_t ino, uint64_t size, uint64_t cut, uint64_t keep,
+		  uint64_t stage);
 /* The generation of ino's staging file (data.c names the file by it); -ENOENT. */
 int meta_stage_get(struct meta *m, uint64_t ino, uint64_t *ret);
 int meta_stage_set(struct meta *m, uint64_t ino, uint64_t stage);

@@ -281,3 +281,35 @@ int meta_stage_set(struct meta *m, uint64_t ino, uint64_t stage)
 	bind_u64(s, 2, stage);
 	return meta_write_one(m, s, -ENOENT, "setting a staging generation");
 }
+
+int meta_truncate(struct meta *m, uint64_t ino, uint64_t size, uint64_t cut, uint64_t keep,
+		  uint64_t stage)
+{
+	if (cut > size || keep > size - cut || size > INT64_MAX || stage > INT64_MAX)
+		return -EINVAL;
+	LOCKED(m);
+	int r = meta_op_begin(m);
+	if (r < 0)
+		return r;
+	if (stage) {
+		sqlite3_stmt *s = m->st[ST_STAGE_SET];
+		bind_u64(s, 1, ino);
+		bind_u64(s, 2, stage);
+		r = meta_run(m, s, "setting a staging generation");
+	}
+	if (r >= 0)
+		r = extents_replace_locked(m, ino, cut, INT64_MAX, NULL, 0);
+	if (r >= 0 && size < INT64_MAX)
+		r = dirty_clear_locked(m, ino, size, INT64_MAX);
+	if (r >= 0 && keep)
+		r = dirty_add_locked(m, ino, cut, cut + keep);
+	if (r >= 0) {
+		sqlite3_stmt *s = m->st[ST_INODE_SET_SIZE];
+		bind_u64(s, 1, ino);
+		bind_u64(s, 2, size);
+		r = meta_run(m, s, "setting a size");
+		if (r >= 0 && sqlite3_changes(m->db) == 0)
+			r = -ENOENT;
+	}
+	return meta_op_end(m, r);
+}

@@ -148,6 +148,22 @@ cairn_mount "$repo" "$mnt" "cachedir=$small"
 [ "$(cat "$mnt/current/after")" = "written after the refusals" ] || fail "lost 'after' (small)"
 printf 'fsynced while the cache had room\n' |
 	dd of="$mnt/current/fsynced" conv=fsync status=none || fail "a small fsynced write failed"
+# A truncation moves a file's fsynced staged bytes to a new staging file (fs/data.c): with no
+# room for them it must fail cleanly (ENOSPC, the file as it was) or store them first and cut.
+head -c 204800 /dev/urandom >"$T/cut.want"
+dd if="$T/cut.want" of="$mnt/current/cut" bs=64k conv=fsync status=none ||
+	fail "a 200 KiB fsynced write failed"
+dd if=/dev/zero of="$T/small/fill2" bs=4k status=none 2>/dev/null || true
+if truncate -s 50000 "$mnt/current/cut" 2>"$T/stderr"; then
+	echo "truncate with a full cache: done"
+	head -c 50000 "$T/cut.want" >"$T/cut.short" && mv "$T/cut.short" "$T/cut.want"
+else
+	echo "truncate with a full cache: refused"
+	expect_stderr_match "No space left on device"
+fi
+cmp -s "$mnt/current/cut" "$T/cut.want" ||
+	fail "cut: neither cut nor as it was after a truncate with a full cache"
+rm "$T/small/fill2"
 rc=0
 dd if=/dev/urandom of="$mnt/current/too-big" bs=64k count=128 conv=fsync status=none \
 	2>"$T/stderr" || rc=$?
@@ -168,10 +184,12 @@ cairn_mount "$repo" "$mnt" "cachedir=$small"
 [ "$(cat "$mnt/current/after")" = "written after the refusals" ] || fail "lost 'after'"
 [ "$(cat "$mnt/current/fsynced")" = "fsynced while the cache had room" ] ||
 	fail "lost a file fsynced before the cache filled up"
+cmp -s "$mnt/current/cut" "$T/cut.want" || fail "cut: not as the truncate left it (small)"
 cairn_umount "$mnt"
 cairn_mount "$repo" "$mnt" "cachedir=$T/cache3"
 [ "$(cat "$mnt/current/dir/file")" = "in a directory" ] || fail "lost 'dir/file' (new cache)"
 [ "$(cat "$mnt/current/fsynced")" = "fsynced while the cache had room" ] ||
 	fail "lost 'fsynced' (new cache)"
+cmp -s "$mnt/current/cut" "$T/cut.want" || fail "cut: not as the truncate left it (new cache)"
 cairn_umount "$mnt"
 exit 0

@@ -818,6 +818,28 @@ static void test_stage(void)
 	meta_close(m);
 	tap_require(meta_open(path, repo_a, &m) == 0);
 	ok(meta_stage_get(m, f, &v) == 0 && v == 3, "stage: survives a reopen");
+
+	/* meta_truncate: all of a cut in one step. */
+	static struct ext_list l;
+	struct meta_extent e[] = {ext(0, 100, 1), ext(100, 150, 2), ext(300, 100, 3)};
+	struct meta_inode mi;
+	meta_extents_replace(m, f, 0, 400, e, 3);
+	meta_dirty_add(m, f, 120, 300);
+	is_int(meta_truncate(m, f, 180, 100, 80, 4), 0, "stage: truncate");
+	query(m, f, 0, UINT64_MAX, &l);
+	ok(l.n == 1 && ext_eq(&l.e[0], &e[0]), "stage: truncate keeps the extents before the cut");
+	is_dirty(m, f, "100+80", "stage: truncate clears past the size, adds the kept prefix");
+	ok(meta_inode_get(m, f, &mi) == 0 && mi.size == 180, "stage: truncate sets the size");
+	ok(meta_stage_get(m, f, &v) == 0 && v == 4, "stage: truncate sets the generation");
+	is_int(meta_truncate(m, f, 100, 0, 0, 0), 0, "stage: truncate, generation kept");
+	ok(meta_stage_get(m, f, &v) == 0 && v == 4, "stage: 0 leaves the generation");
+	is_dirty(m, f, "", "stage: truncate to the cut clears the kept prefix");
+	is_int(meta_truncate(m, f, 10, 20, 0, 0), -EINVAL, "stage: a cut past the size is refused");
+	/* No such inode: nothing of the step stays (extents of a row-less inode stand in). */
+	meta_extents_replace(m, 777, 0, 100, e, 1);
+	is_int(meta_truncate(m, 777, 0, 0, 0, 5), -ENOENT, "stage: truncate of no inode");
+	query(m, 777, 0, UINT64_MAX, &l);
+	is_int(l.n, 1, "stage: a failed truncate leaves the extents");
 	meta_close(m);
 
 	/* A version 1 database: no stage column. Opening it adds one, data intact. */
@@ -830,7 +852,6 @@ static void test_stage(void)
 	is_int(meta_open(path, repo_a, &m), 0, "stage: a version 1 database opens");
 	ok(meta_stage_get(m, f, &v) == 0 && v == 0, "stage: 0 after the upgrade");
 	is_int(meta_stage_set(m, f, 2), 0, "stage: settable after the upgrade");
-	struct meta_inode mi;
 	ok(meta_inode_get(m, f, &mi) == 0 && mi.mode == (S_IFREG | 0644),
 	   "stage: the inode survives the upgrade");
 	meta_close(m);
