@@ -20,6 +20,7 @@
  */
 #include "meta_internal.h"
 
+#include <stdio.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -161,8 +162,10 @@ static int sql_err(struct meta *m, int rc, const char *what)
 		m->in_read = false;
 	if (m->in_txn && sqlite3_get_autocommit(m->db)) {
 		m->in_txn = false;
+		m->lost = true;
 		log_error("meta: the write transaction was rolled back: changes since the last "
-			  "sync are lost");
+			  "sync are lost; the working tree takes no more changes until it is "
+			  "mounted again");
 	}
 	return r;
 }
@@ -215,6 +218,8 @@ static int write_begin(struct meta *m)
 {
 	if (m->in_txn)
 		return 0;
+	if (m->lost)
+		return -EIO;
 	/* A read transaction cannot be trusted to upgrade (another connection may have
 	 * written since it began): end it, it changed nothing. */
 	if (m->in_read) {
@@ -259,6 +264,10 @@ static int sync_locked(struct meta *m)
 			return r;
 		m->in_read = false;
 	}
+	/* The caller holds state (staging files it would now delete, flushes it counts as
+	 * stored) that the lost batch was to make durable: a sync must not look done. */
+	if (m->lost)
+		return -EIO;
 	if (!m->in_txn)
 		return 0;
 	if (m->next_ino != m->next_ino_stored) {
@@ -1157,4 +1166,14 @@ int meta_usage(struct meta *m, uint64_t *ret_inodes, uint64_t *ret_bytes)
 	*ret_inodes = col_u64(s, 0);
 	*ret_bytes = col_u64(s, 1);
 	return 0;
+}
+
+int meta_test_limit_pages(struct meta *m, unsigned pages)
+{
+	char sql[64];
+	int64_t now;
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %u", pages);
+	LOCKED(m);
+	int r = query_int(m, sql, NULL, &now);
+	return r < 0 ? r : (int)now;
 }

@@ -8,6 +8,9 @@
  * Durability: changes are batched in one open write transaction that is committed by
  * meta_sync() (called on fsync, at checkpoints, and every few hundred milliseconds by the
  * daemon). A crash loses at most what was not synced, like a local filesystem without fsync.
+ * If SQLite rolls the batch back itself (disk full, I/O error), every later write and sync
+ * fails with -EIO: what the batch held is lost as in a crash, and the caller, which acted
+ * on it, must start again from the last sync (a remount).
  *
  * Schema, version 2 (a version 1 database gains inodes.stage when opened):
  *   meta(key TEXT PRIMARY KEY, value)        'version', 'repo-id', 'next-ino', 'base-commit'
@@ -59,6 +62,9 @@ struct meta_extent {
 /* Open or create. A new database has a root directory (mode 0755, owned by root, times
  * now). -EXDEV if it belongs to another repository. */
 int meta_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct meta **ret);
+/* For tests: cap the database at this many pages (PRAGMA max_page_count), so that it fills
+ * up. Returns the cap SQLite took or <0. */
+int meta_test_limit_pages(struct meta *m, unsigned pages);
 /* Sync and close. */
 int meta_close(struct meta *m);
 /* Close without committing the open batch, as a crash would. */

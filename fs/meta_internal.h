@@ -76,6 +76,9 @@ struct meta {
 	/* Next inode number; written to the meta table at sync, inside the batch it covers. */
 	uint64_t next_ino, next_ino_stored;
 	bool opened;
+	/* SQLite rolled a batch back (disk full, I/O error): the caller's state no longer
+	 * matches, so no write and no sync succeeds any more. */
+	bool lost;
 	sqlite3_stmt *st[_ST_MAX];
 	/* Inodes touched (meta_tree_invalidate: a directory; meta_touch_parents: a file) since
 	 * tree_gen last changed, direct-mapped: touching one again runs no statement. tree_gen

@@ -871,6 +871,35 @@ static void test_stage(void)
 	sqlite3_close(db);
 }
 
+/* SQLite rolls the whole batch back when the database fills up: meta must then refuse every
+ * write and sync, or its caller would go on as if the lost changes were durable. */
+static void test_lost_batch(void)
+{
+	char path[256], name[32];
+	struct meta *m = open_new(path, sizeof(path));
+	uint64_t f = create(m, S_IFREG | 0644), ino;
+	struct meta_inode in = make_inode(S_IFREG | 0644, 0);
+	static uint8_t value[3000];
+	int r = 0;
+
+	is_int(meta_sync(m), 0, "lost: synced before");
+	ok(meta_test_limit_pages(m, 40) == 40, "lost: the database capped at 40 pages");
+	for (int k = 0; k < 1000 && r >= 0; k++) {
+		snprintf(name, sizeof(name), "user.v%d", k);
+		r = meta_xattr_set(m, f, name, value, sizeof(value), 0);
+	}
+	is_int(r, -ENOSPC, "lost: the database fills up");
+	is_int(meta_inode_create(m, &in, &ino), -EIO, "lost: no write after the rollback");
+	is_int(meta_sync(m), -EIO, "lost: no sync after the rollback");
+	ok(meta_close(m) < 0, "lost: closing says so");
+	tap_require(meta_open(path, repo_a, &m) == 0);
+	struct buf names = {0};
+	ok(meta_xattr_list(m, f, &names) == 0 && names.len == 0, "lost: reopened at the last sync");
+	buf_release(&names);
+	is_int(meta_inode_create(m, &in, &ino), 0, "lost: writes again after a reopen");
+	meta_close(m);
+}
+
 static struct blob_id tid(uint8_t tag)
 {
 	struct blob_id id;
@@ -1199,6 +1228,7 @@ int main(int argc, char **argv)
 	test_extents();
 	test_dirty();
 	test_stage();
+	test_lost_batch();
 	test_tree();
 	test_touch_parents();
 	test_durability();
