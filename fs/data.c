@@ -457,12 +457,14 @@ static int staging_open(struct fs *fs, struct fs_inode *i)
 	bool created;
 	if (i->staging_fd >= 0)
 		return 0;
+	/* The generation before the file exists: any sync after it may have named its bytes. */
+	uint64_t gen = fs_sync_gen(fs);
 	int r = fs_data_stage(fs, i, &stage);
 	if (r >= 0)
 		r = staging_open_at(fs, i, stage, false, &i->staging_fd, &created);
 	if (r < 0)
 		return r;
-	i->staging_born = created ? fs_sync_gen(fs) + 1 : 0;
+	i->staging_born = created ? gen + 1 : 0;
 	fs_inode_staged_update(fs, i);
 	return 0;
 }
@@ -649,6 +651,9 @@ ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, u
 	uint8_t *dst = buf;
 	int r;
 
+	/* Meta lost its batch: what i says of its staged bytes may no longer match meta. */
+	if (meta_lost(fs->meta))
+		return -EIO;
 	if (off >= size)
 		return 0;
 	len = (size_t)MIN((uint64_t)len, size - off);
@@ -705,6 +710,9 @@ int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len
 {
 	struct meta_inode mi;
 	int r = 0;
+	/* Meta lost its batch: the staging file may be one a durable meta names. */
+	if (meta_lost(fs->meta))
+		return -EIO;
 	if (!atomic_load_explicit(&i->is_reg, memory_order_relaxed)) {
 		r = meta_inode_get(fs->meta, i->ino, &mi);
 		if (r < 0)
@@ -737,8 +745,8 @@ int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len
  * came back at its old length with its tail zeroed). So a file whose staging file may be
  * named so (not created since the last sync: staging_durable) moves to a new one,
  * generation stage + 1, holding its staged bytes below the new size (stage_prepare). Meta
- * takes the cut and the new generation in one step (meta_truncate), so a failure anywhere
- * leaves the file as it was. The old file is kept (i->retired_fd) until a sync made the
+ * takes the cut and the new generation in one step (meta_truncate), so a failure before
+ * that leaves the file as it was. The old file is kept (i->retired_fd) until a sync made the
  * move durable: fs_sync's cleanup drops it. A staging file created since the last sync is
  * cut in place.
  */
@@ -753,6 +761,7 @@ static bool staging_durable(struct fs *fs, struct fs_inode *i)
 struct stage_next {
 	int fd;
 	uint64_t stage;
+	size_t copied; /* staged bytes copied into it */
 	char path[4096];
 };
 
@@ -801,9 +810,7 @@ static int stage_prepare(struct fs *fs, struct fs_inode *i, uint64_t new_size,
 	c.buf = malloc(STAGE_COPY_BUF);
 	r = c.buf ? meta_dirty_ranges(fs->meta, i->ino, copy_range, &c) : -ENOMEM;
 	free(c.buf);
-	/* Fsynced bytes may be among them: durable before a meta names their new home. */
-	if (r >= 0 && c.copied && fdatasync(nx->fd) < 0)
-		r = -errno;
+	nx->copied = c.copied;
 	return r;
 }
 
@@ -831,7 +838,9 @@ void fs_data_drop_retired(struct fs *fs, struct fs_inode *i)
 }
 
 /* The cut, now that nothing can fail short of meta: under the sync lock (read), so that a
- * durable meta has all of it or none, and so that staging_durable holds still. */
+ * durable meta has all of it or none, and so that staging_durable holds still. Past
+ * meta_truncate only mark_dirty can fail (the parents' trees not marked for the next
+ * checkpoint); the cut itself stands then, and the error is returned. */
 static int truncate_commit(struct fs *fs, struct fs_inode *i, uint64_t new_size, uint64_t cut,
 			   size_t keep, struct stage_next *nx)
 {
@@ -864,6 +873,8 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint6
 	size_t keep = 0;
 	int r = 0;
 
+	if (meta_lost(fs->meta))
+		return -EIO;
 	if (new_size >= old_size)
 		/* Growing leaves a hole. */
 		return meta_inode_set_size(fs->meta, i->ino, new_size);
@@ -893,8 +904,13 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint6
 		 * durable meta may name staged bytes changes nothing it reads. */
 		if (r >= 0 && keep && nx.fd < 0)
 			r = staging_open(fs, i);
+		int fd = nx.fd >= 0 ? nx.fd : i->staging_fd;
 		if (r >= 0 && keep)
-			r = pwrite_all(nx.fd >= 0 ? nx.fd : i->staging_fd, tmp, keep, cut);
+			r = pwrite_all(fd, tmp, keep, cut);
+		/* Fsynced staged bytes, or stored ones (the kept prefix), may be among them:
+		 * on disk before a meta names them here. */
+		if (r >= 0 && (keep || nx.copied) && fdatasync(fd) < 0)
+			r = -errno;
 		if (r < 0)
 			break;
 		pthread_rwlock_rdlock(&fs->sync_lock);

@@ -9,6 +9,9 @@
  *                     checkpoint freezing it while the trees are written;
  *   ops_mu            serialises namespace operations (lookup-then-change sequences);
  *   inode->mu         one file's data: staging file, dirty ranges, flush;
+ *   sync_lock (rwlock) read: a change whose meta statements must reach a durable meta
+ *                     together (a flush, a truncation, a reaped inode); write: fs_sync
+ *                     (store_flush, then meta_sync). Never taken twice by one thread;
  *   tab_mu            the in-memory inode table and the flush queue;
  *   spare_mu          the spare staging files (innermost, held for no system call).
  * meta calls are serialised inside meta.c and may be made under any of these.
@@ -180,9 +183,10 @@ int fs_data_write(struct fs *fs, struct fs_inode *i, const void *buf, size_t len
 ssize_t fs_data_read(struct fs *fs, struct fs_inode *i, void *buf, size_t len, uint64_t off,
 		     uint64_t size, bool reader);
 /* Set the size of a regular file. Shrinking drops extents and staged bytes past it and keeps
- * the prefix of a chunk cut in two; all or nothing. Caller holds i->mu (not the sync lock).
- * -ENOSPC when the cache has no room to move staged bytes aside: after fs_data_flush there
- * are none to move. */
+ * the prefix of a chunk cut in two; a failure before meta takes the cut (in one step) leaves
+ * the file as it was. Caller holds i->mu (not the sync lock). -ENOSPC when the cache has no
+ * room to move staged bytes aside: after fs_data_flush there are none to move. -EIO once
+ * meta lost its batch (meta_lost), as for reads and writes. */
 int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t old_size, uint64_t new_size);
 /* Turn i's dirty ranges into stored chunks. Takes i->mu. */
 int fs_data_flush(struct fs *fs, struct fs_inode *i);

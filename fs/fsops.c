@@ -249,7 +249,7 @@ static int setattr_size(struct fs *fs, uint64_t ino, uint64_t size, bool *ret_ch
 		r = fs_data_truncate(fs, i, mi.size, size);
 		if (r == -ENOSPC) {
 			/* No room in the cache to move staged bytes aside: store them, and
-			 * there are none to move. */
+			 * only the kept prefix of a chunk cut in two is left to write. */
 			pthread_mutex_unlock(&i->mu);
 			(void)fs_data_flush(fs, i);
 			pthread_mutex_lock(&i->mu);

@@ -20,6 +20,7 @@
  */
 #include "meta_internal.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -162,7 +163,7 @@ static int sql_err(struct meta *m, int rc, const char *what)
 		m->in_read = false;
 	if (m->in_txn && sqlite3_get_autocommit(m->db)) {
 		m->in_txn = false;
-		m->lost = true;
+		__atomic_store_n(&m->lost, true, __ATOMIC_RELEASE);
 		log_error("meta: the write transaction was rolled back: changes since the last "
 			  "sync are lost; the working tree takes no more changes until it is "
 			  "mounted again");
@@ -1168,12 +1169,19 @@ int meta_usage(struct meta *m, uint64_t *ret_inodes, uint64_t *ret_bytes)
 	return 0;
 }
 
-int meta_test_limit_pages(struct meta *m, unsigned pages)
+bool meta_lost(struct meta *m)
+{
+	return __atomic_load_n(&m->lost, __ATOMIC_ACQUIRE);
+}
+
+int meta_test_limit_growth(struct meta *m, unsigned pages)
 {
 	char sql[64];
 	int64_t now;
-	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %u", pages);
 	LOCKED(m);
-	int r = query_int(m, sql, NULL, &now);
-	return r < 0 ? r : (int)now;
+	int r = query_int(m, "PRAGMA page_count", NULL, &now);
+	if (r < 0)
+		return r;
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %" PRId64, now + pages);
+	return query_int(m, sql, NULL, &now);
 }

@@ -62,9 +62,12 @@ struct meta_extent {
 /* Open or create. A new database has a root directory (mode 0755, owned by root, times
  * now). -EXDEV if it belongs to another repository. */
 int meta_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct meta **ret);
-/* For tests: cap the database at this many pages (PRAGMA max_page_count), so that it fills
- * up. Returns the cap SQLite took or <0. */
-int meta_test_limit_pages(struct meta *m, unsigned pages);
+/* Whether SQLite rolled a batch back (see Durability above): what the caller holds in memory
+ * may no longer match meta. */
+bool meta_lost(struct meta *m);
+/* For tests: let the database grow by at most this many pages (PRAGMA max_page_count), so
+ * that it fills up. */
+int meta_test_limit_growth(struct meta *m, unsigned pages);
 /* Sync and close. */
 int meta_close(struct meta *m);
 /* Close without committing the open batch, as a crash would. */

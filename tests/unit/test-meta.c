@@ -883,7 +883,7 @@ static void test_lost_batch(void)
 	int r = 0;
 
 	is_int(meta_sync(m), 0, "lost: synced before");
-	ok(meta_test_limit_pages(m, 40) == 40, "lost: the database capped at 40 pages");
+	is_int(meta_test_limit_growth(m, 20), 0, "lost: the database may grow by 20 pages");
 	for (int k = 0; k < 1000 && r >= 0; k++) {
 		snprintf(name, sizeof(name), "user.v%d", k);
 		r = meta_xattr_set(m, f, name, value, sizeof(value), 0);
