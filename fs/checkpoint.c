@@ -561,9 +561,10 @@ static void *checkpoint_thread(void *arg)
 		if (now - last_ckpt >= (uint64_t)fs->opt.checkpoint_interval * 1000000000ull) {
 			fs_checkpoint(fs);
 			last_ckpt = now_ns();
-		} else if (fs_sync(fs) < 0 && !meta_lost(fs->meta))
-			log_warning(
-				"periodic sync failed; retrying"); /* else meta said why, once */
+		} else if (fs_sync(fs) < 0 && !meta_lost(fs->meta)) {
+			/* (After a lost batch meta has said why, once: no line every 2 s.) */
+			log_warning("periodic sync failed; retrying");
+		}
 		next_sync = now_ns() + SYNC_INTERVAL_NS;
 		pthread_mutex_lock(&fs->tab_mu);
 	}

@@ -6,8 +6,8 @@
  * A write lands in <cache>/staging/<ino> at its own offset and is recorded as a dirty range
  * (fs/meta.h). A read starts from the file's extents (chunks), overlays dirty ranges from
  * the staging file, and leaves zeros in holes. Bytes a durable meta names are never cut
- * out of a staging file: a truncation moves the file to <ino>.<stage> (see "Truncation"), and a
- * staging file goes only once a sync made that durable.
+ * out of a staging file: a truncation moves the file to <ino>.<stage> (see "Truncation"),
+ * and a staging file goes only once a sync made that durable.
  *
  * Small files stage in memory instead. Most files an rsync writes are a few KiB, and a
  * staging file each cost an ext4 create (or the rename of a spare), a write, a read, and a

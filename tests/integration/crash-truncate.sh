@@ -85,7 +85,8 @@ cairn_umount "$mnt"
 left=$(find "$cache/staging" -mindepth 1 ! -name 'spare.*' -printf '%f ')
 [ -z "$left" ] || fail "staging files left after the unmount: $left"
 cairn_mount "$repo" "$mnt"
-cmp -s -n 2000000 "$mnt/current/kept" "$T/old" && [ "$(stat -c %s "$mnt/current/kept")" = 2000000 ] ||
+f=$mnt/current/kept
+cmp -s -n 2000000 "$f" "$T/old" && [ "$(stat -c %s "$f")" = 2000000 ] ||
 	fail "kept: not the first 2000000 bytes after a remount"
 cairn_umount "$mnt"
 exit 0
