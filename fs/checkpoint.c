@@ -265,12 +265,13 @@ int fs_sync(struct fs *fs)
 		return r;
 	if (collect_inodes(fs, has_stale_staging, &v, &n) < 0)
 		return 0; /* only cleanup is skipped */
+	uint64_t gen = fs_sync_gen(fs);
 	for (size_t k = 0; k < n; k++) {
 		struct fs_inode *i = v[k];
 		if (pthread_mutex_trylock(&i->mu) == 0) {
-			if (i->retired_fd >= 0 && i->retired_gen < fs_sync_gen(fs))
+			if (i->retired_fd >= 0 && i->retired_gen < gen)
 				fs_data_drop_retired(fs, i);
-			if (i->staging_fd >= 0 && !i->dirty && i->clean_gen < fs_sync_gen(fs))
+			if (i->staging_fd >= 0 && !i->dirty && i->clean_gen < gen)
 				fs_data_discard(fs, i);
 			pthread_mutex_unlock(&i->mu);
 		}

@@ -426,6 +426,16 @@ static void spare_give(struct fs *fs, int fd, const char *path)
 		close(fd);
 }
 
+/* Give away ino's staging file of generation stage: a spare, else deleted. Closes fd. */
+static void staging_give(struct fs *fs, uint64_t ino, uint64_t stage, int fd)
+{
+	char path[4096];
+	if (staging_path(fs, ino, stage, path, sizeof(path)) == 0)
+		spare_give(fs, fd, path);
+	else if (fd >= 0)
+		close(fd);
+}
+
 /*
  * Open the staging file of generation stage, creating it if missing; fresh empties it.
  * *ret_created: whether it holds nothing from before (created, a spare, or emptied).
@@ -826,13 +836,9 @@ static void stage_abandon(struct stage_next *nx)
 /* Close and give away the staging file a truncation replaced. i->mu held. */
 void fs_data_drop_retired(struct fs *fs, struct fs_inode *i)
 {
-	char path[4096];
 	if (i->retired_fd < 0)
 		return;
-	if (staging_path(fs, i->ino, i->retired_stage, path, sizeof(path)) < 0)
-		close(i->retired_fd);
-	else
-		spare_give(fs, i->retired_fd, path);
+	staging_give(fs, i->ino, i->retired_stage, i->retired_fd);
 	i->retired_fd = -1;
 	fs_inode_staged_update(fs, i);
 }
@@ -936,14 +942,12 @@ void fs_data_mark_clean(struct fs *fs, struct fs_inode *i)
 
 void fs_data_discard(struct fs *fs, struct fs_inode *i)
 {
-	char path[4096];
 	uint64_t stage;
-	if (fs_data_stage(fs, i, &stage) < 0 ||
-	    staging_path(fs, i->ino, stage, path, sizeof(path)) < 0) {
+	if (fs_data_stage(fs, i, &stage) < 0) {
 		if (i->staging_fd >= 0)
 			close(i->staging_fd);
 	} else
-		spare_give(fs, i->staging_fd, path);
+		staging_give(fs, i->ino, stage, i->staging_fd);
 	mem_free(fs, i);
 	i->staging_fd = -1;
 	i->staging_born = 0;

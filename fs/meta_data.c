@@ -271,15 +271,20 @@ int meta_stage_get(struct meta *m, uint64_t ino, uint64_t *ret)
 	return 0;
 }
 
+static int stage_set_locked(struct meta *m, uint64_t ino, uint64_t stage)
+{
+	sqlite3_stmt *s = m->st[ST_STAGE_SET];
+	bind_u64(s, 1, ino);
+	bind_u64(s, 2, stage);
+	return meta_write_one(m, s, -ENOENT, "setting a staging generation");
+}
+
 int meta_stage_set(struct meta *m, uint64_t ino, uint64_t stage)
 {
 	if (stage > INT64_MAX)
 		return -EINVAL;
 	LOCKED(m);
-	sqlite3_stmt *s = m->st[ST_STAGE_SET];
-	bind_u64(s, 1, ino);
-	bind_u64(s, 2, stage);
-	return meta_write_one(m, s, -ENOENT, "setting a staging generation");
+	return stage_set_locked(m, ino, stage);
 }
 
 int meta_truncate(struct meta *m, uint64_t ino, uint64_t size, uint64_t cut, uint64_t keep,
@@ -291,12 +296,8 @@ int meta_truncate(struct meta *m, uint64_t ino, uint64_t size, uint64_t cut, uin
 	int r = meta_op_begin(m);
 	if (r < 0)
 		return r;
-	if (stage) {
-		sqlite3_stmt *s = m->st[ST_STAGE_SET];
-		bind_u64(s, 1, ino);
-		bind_u64(s, 2, stage);
-		r = meta_run(m, s, "setting a staging generation");
-	}
+	if (stage)
+		r = stage_set_locked(m, ino, stage);
 	if (r >= 0)
 		r = extents_replace_locked(m, ino, cut, INT64_MAX, NULL, 0);
 	if (r >= 0 && size < INT64_MAX)
@@ -307,9 +308,7 @@ int meta_truncate(struct meta *m, uint64_t ino, uint64_t size, uint64_t cut, uin
 		sqlite3_stmt *s = m->st[ST_INODE_SET_SIZE];
 		bind_u64(s, 1, ino);
 		bind_u64(s, 2, size);
-		r = meta_run(m, s, "setting a size");
-		if (r >= 0 && sqlite3_changes(m->db) == 0)
-			r = -ENOENT;
+		r = meta_write_one(m, s, -ENOENT, "setting a size");
 	}
 	return meta_op_end(m, r);
 }
