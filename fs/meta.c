@@ -131,6 +131,15 @@ static int64_t realtime_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The batch is gone (rolled back): nothing may join or commit one any more. */
+static void batch_lost(struct meta *m)
+{
+	m->in_txn = false;
+	__atomic_store_n(&m->lost, true, __ATOMIC_RELEASE);
+	log_error("meta: the write transaction was rolled back: changes since the last sync are "
+		  "lost; the working tree takes no more changes until it is mounted again");
+}
+
 /* Map an SQLite failure to an errno, logging it unless it is an expected outcome. */
 static int sql_err(struct meta *m, int rc, const char *what)
 {
@@ -161,14 +170,32 @@ static int sql_err(struct meta *m, int rc, const char *what)
 	/* Some errors (disk full, I/O, out of memory) roll the whole batch back. */
 	if (sqlite3_get_autocommit(m->db))
 		m->in_read = false;
-	if (m->in_txn && sqlite3_get_autocommit(m->db)) {
-		m->in_txn = false;
-		__atomic_store_n(&m->lost, true, __ATOMIC_RELEASE);
-		log_error("meta: the write transaction was rolled back: changes since the last "
-			  "sync are lost; the working tree takes no more changes until it is "
-			  "mounted again");
-	}
+	if (m->in_txn && sqlite3_get_autocommit(m->db))
+		batch_lost(m);
 	return r;
+}
+
+static void abandon_locked(struct meta *m, const char *why)
+{
+	if (m->lost)
+		return;
+	log_error("meta: %s: the batch cannot be committed", why);
+	if (m->in_txn && sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+		log_error("meta: rolling back: %s", sqlite3_errmsg(m->db));
+	batch_lost(m);
+}
+
+void meta_abandon(struct meta *m, const char *why)
+{
+	LOCKED(m);
+	abandon_locked(m, why);
+}
+
+void meta_set_precommit(struct meta *m, int (*fn)(void *ud), void *ud)
+{
+	LOCKED(m);
+	m->precommit = fn;
+	m->precommit_ud = ud;
 }
 
 /* Step a statement that returns no rows (or whose rows are ignored) and reset it. */
@@ -271,6 +298,13 @@ static int sync_locked(struct meta *m)
 		return -EIO;
 	if (!m->in_txn)
 		return 0;
+	if (m->precommit) {
+		int r = m->precommit(m->precommit_ud);
+		if (r < 0) {
+			abandon_locked(m, "what it names outside meta.db is not durable");
+			return r;
+		}
+	}
 	if (m->next_ino != m->next_ino_stored) {
 		sqlite3_stmt *s = m->st[ST_META_SET];
 		sqlite3_bind_text(s, 1, "next-ino", -1, SQLITE_STATIC);

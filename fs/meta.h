@@ -65,6 +65,14 @@ int meta_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct meta
 /* Whether SQLite rolled a batch back (see Durability above): what the caller holds in memory
  * may no longer match meta. */
 bool meta_lost(struct meta *m);
+/* fn(ud) runs under meta's lock just before each commit of a batch: what the batch names
+ * outside meta (staged bytes) must be durable first. While it runs no statement can join the
+ * batch. If it fails, the batch is never committed: it is rolled back as by SQLite (see
+ * Durability above). */
+void meta_set_precommit(struct meta *m, int (*fn)(void *ud), void *ud);
+/* Something the batch names could not be made durable: roll the batch back as by SQLite
+ * (see Durability above), logging why. */
+void meta_abandon(struct meta *m, const char *why);
 /* For tests: let the database grow by at most this many pages (PRAGMA max_page_count), so
  * that it fills up. */
 int meta_test_limit_growth(struct meta *m, unsigned pages);

@@ -79,6 +79,9 @@ struct meta {
 	/* SQLite rolled a batch back (disk full, I/O error): the caller's state no longer
 	 * matches, so no write and no sync succeeds any more. */
 	bool lost;
+	/* Run just before each commit of a batch (meta_set_precommit). */
+	int (*precommit)(void *ud);
+	void *precommit_ud;
 	sqlite3_stmt *st[_ST_MAX];
 	/* Inodes touched (meta_tree_invalidate: a directory; meta_touch_parents: a file) since
 	 * tree_gen last changed, direct-mapped: touching one again runs no statement. tree_gen

@@ -900,6 +900,53 @@ static void test_lost_batch(void)
 	meta_close(m);
 }
 
+struct precommit {
+	int calls, fail;
+};
+
+static int count_range(uint64_t off, uint64_t len, void *ud)
+{
+	*(int *)ud += 1;
+	return 0;
+}
+
+static int precommit(void *ud)
+{
+	struct precommit *p = ud;
+	p->calls++;
+	return p->fail;
+}
+
+/* The hook that makes staged bytes durable (fs/data.c) runs before each commit of a batch,
+ * and a failure of it never lets that batch be committed. */
+static void test_precommit(void)
+{
+	char path[256];
+	struct meta *m = open_new(path, sizeof(path));
+	struct precommit p = {0};
+	uint64_t f = create(m, S_IFREG | 0644), ino;
+	struct meta_inode in = make_inode(S_IFREG | 0644, 0);
+	int ranges = 0;
+
+	is_int(meta_sync(m), 0, "precommit: synced before");
+	meta_set_precommit(m, precommit, &p);
+	is_int(meta_sync(m), 0, "precommit: a sync with nothing to commit");
+	is_int(p.calls, 0, "precommit: not run without a batch");
+	is_int(meta_dirty_add(m, f, 0, 4096), 0, "precommit: a dirty range");
+	is_int(meta_sync(m), 0, "precommit: committed");
+	is_int(p.calls, 1, "precommit: run once for the commit");
+	p.fail = -EIO;
+	is_int(meta_dirty_add(m, f, 8192, 4096), 0, "precommit: another dirty range");
+	is_int(meta_sync(m), -EIO, "precommit: a failure fails the sync");
+	ok(meta_lost(m), "precommit: the batch is lost");
+	is_int(meta_inode_create(m, &in, &ino), -EIO, "precommit: no write after it");
+	ok(meta_close(m) < 0, "precommit: closing says so");
+	tap_require(meta_open(path, repo_a, &m) == 0);
+	is_int(meta_dirty_ranges(m, f, count_range, &ranges), 0, "precommit: reopened");
+	is_int(ranges, 1, "precommit: the first range is there, the second never was");
+	meta_close(m);
+}
+
 static struct blob_id tid(uint8_t tag)
 {
 	struct blob_id id;
@@ -1229,6 +1276,7 @@ int main(int argc, char **argv)
 	test_dirty();
 	test_stage();
 	test_lost_batch();
+	test_precommit();
 	test_tree();
 	test_touch_parents();
 	test_durability();
