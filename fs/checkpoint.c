@@ -245,11 +245,28 @@ static int settle_mem(struct fs *fs, bool store)
 	return r;
 }
 
+/* Meta is about to commit: the staged bytes it names must be durable first (data.c). */
+static int sync_staged_cb(void *ud)
+{
+	return fs_data_sync_staged(ud, true);
+}
+
 int fs_sync(struct fs *fs)
 {
 	struct fs_inode **v;
 	size_t n;
+	/* Most staged bytes are made durable before settle_mem keeps new files out of memory
+	 * (they stage in files meanwhile, which the commit's own pass then syncs under meta's
+	 * lock): files nobody has open are stored, the others synced. */
+	fs_data_store_staged(fs);
+	int durable = fs_data_sync_staged(fs, false);
 	int r = settle_mem(fs, true);
+	if (durable >= 0)
+		durable = fs_data_sync_staged(fs, false); /* what settle_mem spilled, for one */
+	if (durable < 0) {
+		meta_abandon(fs->meta, "staged data could not be made durable");
+		r = durable;
+	}
 	pthread_rwlock_wrlock(&fs->sync_lock);
 	if (r >= 0)
 		r = store_flush(fs->store);
@@ -748,6 +765,9 @@ int fs_open(struct store *s, const struct fs_options *o, struct fs **ret)
 	pthread_cond_init(&fs->cache_cond, NULL);
 	pthread_cond_init(&fs->prefetch_cond, NULL);
 	pthread_mutex_init(&fs->spare_mu, NULL);
+	pthread_mutex_init(&fs->unsynced_mu, NULL);
+	pthread_mutex_init(&fs->unsynced_pass_mu, NULL);
+	fs->unsynced_epoch = 1; /* a new fs_inode is on no list */
 	pthread_mutex_init(&fs->ckpt_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -774,6 +794,7 @@ int fs_open(struct store *s, const struct fs_options *o, struct fs **ret)
 		log_error("working tree %s: %s", meta_path, strerror(-r));
 		goto fail;
 	}
+	meta_set_precommit(fs->meta, sync_staged_cb, fs);
 	/* Tests only (tests/integration/meta-full.sh): a working tree whose database fills. */
 	const char *growth = getenv("CAIRN_TEST_META_GROWTH");
 	if (growth && meta_test_limit_growth(fs->meta, (unsigned)atoi(growth)) >= 0)
@@ -900,6 +921,9 @@ int fs_close(struct fs *fs)
 	pthread_cond_destroy(&fs->cache_cond);
 	pthread_cond_destroy(&fs->prefetch_cond);
 	pthread_mutex_destroy(&fs->spare_mu);
+	fs_data_unsynced_free(fs);
+	pthread_mutex_destroy(&fs->unsynced_mu);
+	pthread_mutex_destroy(&fs->unsynced_pass_mu);
 	pthread_mutex_destroy(&fs->ckpt_mu);
 	pthread_cond_destroy(&fs->tab_cond);
 	pthread_cond_destroy(&fs->queue_cond);

@@ -12,9 +12,14 @@
  *   sync_lock (rwlock) read: a change whose meta statements must reach a durable meta
  *                     together (a flush, a truncation, a reaped inode); write: fs_sync
  *                     (store_flush, then meta_sync). Never taken twice by one thread;
- *   tab_mu            the in-memory inode table and the flush queue;
- *   spare_mu          the spare staging files (innermost, held for no system call).
- * meta calls are serialised inside meta.c and may be made under any of these.
+ *   unsynced_pass_mu  one pass making staged bytes durable (data.c); taken under meta's
+ *                     lock, just before a commit;
+ *   tab_mu            the in-memory inode table and the flush queue (taken by that pass
+ *                     under meta's lock: no meta call under it);
+ *   unsynced_mu, spare_mu  the list of staging files to fdatasync, the spare staging
+ *                     files (innermost, held for no system call).
+ * meta calls are serialised inside meta.c and may be made under any of these but the
+ * unsynced ones and tab_mu (a commit takes them).
  */
 #pragma once
 
@@ -55,7 +60,10 @@ struct fs_inode {
 	uint64_t staging_born;
 	int retired_fd;
 	uint64_t retired_stage, retired_gen;
-	bool dirty;	    /* has dirty ranges */
+	/* fs->unsynced_epoch when its staging file was last noted as written since its last
+	 * fdatasync (data.c, "Durable staged bytes"). */
+	uint64_t unsynced_epoch;
+	atomic_bool dirty;  /* has dirty ranges (set and cleared under mu) */
 	bool queued;	    /* in the flush queue */
 	uint64_t due_ns;    /* flush after this (monotonic) */
 	unsigned refs;	    /* threads using this struct */
@@ -114,6 +122,17 @@ struct fs {
 	unsigned mem_blocked;	   /* fs_sync calls under way: no file may newly take memory */
 	bool stopping;
 	int flush_error; /* last background flush error, reported at checkpoint */
+
+	/* Staging files written since their last fdatasync, as duplicated descriptors, for the
+	 * next pass to make durable (data.c, "Durable staged bytes"). unsynced_mu guards the
+	 * list; unsynced_epoch counts the passes that took it; one pass at a time. */
+	pthread_mutex_t unsynced_mu, unsynced_pass_mu;
+	struct fs_unsynced {
+		uint64_t ino;
+		int fd;
+	} * unsynced;
+	size_t n_unsynced, cap_unsynced;
+	_Atomic uint64_t unsynced_epoch;
 
 	pthread_mutex_t spare_mu;
 	uint64_t *spares; /* seqs of spare staging files */
@@ -207,6 +226,15 @@ void fs_data_drop_retired(struct fs *fs, struct fs_inode *i);
 /* Write i's staged bytes held in memory to its staging file. Takes i->mu. */
 int fs_data_mem_spill(struct fs *fs, struct fs_inode *i);
 int fs_data_fsync(struct fs *fs, struct fs_inode *i, bool datasync);
+/* fdatasync the staging files written since the last pass whose bytes meta may name (data.c,
+ * "Durable staged bytes"); meta_locked: called under meta's lock, just before a commit.
+ * <0: staged bytes may be lost (logged). */
+int fs_data_sync_staged(struct fs *fs, bool meta_locked);
+/* Flush the dirty files on the list the next pass takes that nobody has open (the flush
+ * they await anyway): that pass then has nothing of theirs to sync. Takes i->mu. */
+void fs_data_store_staged(struct fs *fs);
+/* Close what the passes did not take (at unmount). */
+void fs_data_unsynced_free(struct fs *fs);
 void fs_blob_cache_clear(struct fs *fs);
 /* A prefetch thread (arg: the fs): decodes queued chunks into the cache until
  * prefetch_stop. */

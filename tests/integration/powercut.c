@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * An LD_PRELOAD library for crash-power.sh: it keeps, for every file in a directory named
+ * "staging" under POWERCUT_DIR, a copy of the file as it was at its last successful fsync or
+ * fdatasync, so that a test can put the directory back the way a power cut would leave it
+ * (what was never synced is gone). Environment: POWERCUT_DIR, an absolute path as
+ * /proc/self/fd shows it; POWERCUT_SHADOW, where the copies go, by file name.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define COPY_BUF (1 << 16)
+
+/* Copy fd's contents to the shadow of name, through a temporary name. */
+static void shadow(int fd, const char *name)
+{
+	const char *dir = getenv("POWERCUT_SHADOW");
+	char tmp[PATH_MAX], to[PATH_MAX];
+	static __thread char *buf; /* COPY_BUF bytes, one per thread */
+	struct stat st;
+
+	if (!dir || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	if (!buf && !(buf = malloc(COPY_BUF)))
+		return;
+	snprintf(tmp, sizeof(tmp), "%s/.tmp.%d", dir, gettid());
+	snprintf(to, sizeof(to), "%s/%s", dir, name);
+	int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0)
+		return;
+	off_t off = 0;
+	ssize_t n;
+	while ((n = pread(fd, buf, COPY_BUF, off)) > 0) {
+		if (write(out, buf, (size_t)n) != n)
+			break;
+		off += n;
+	}
+	close(out);
+	if (n == 0)
+		rename(tmp, to);
+	else
+		unlink(tmp);
+}
+
+/* After a successful sync of fd: shadow it if it is a file in a staging directory. */
+static void synced(int fd)
+{
+	const char *dir = getenv("POWERCUT_DIR");
+	char link[64], path[PATH_MAX];
+	int saved = errno;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = dir ? readlink(link, path, sizeof(path) - 1) : -1;
+	if (n > 0) {
+		path[n] = '\0';
+		char *name = strrchr(path, '/');
+		size_t len = strlen(dir);
+		if (!strncmp(path, dir, len) && path[len] == '/' && name - path >= 8 &&
+		    !strncmp(name - 8, "/staging", 8))
+			shadow(fd, name + 1);
+	}
+	errno = saved;
+}
+
+int fsync(int fd)
+{
+	static int (*real)(int);
+	if (!real)
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+	int r = real(fd);
+	if (r == 0)
+		synced(fd);
+	return r;
+}
+
+int fdatasync(int fd)
+{
+	static int (*real)(int);
+	if (!real)
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+	int r = real(fd);
+	if (r == 0)
+		synced(fd);
+	return r;
+}
