@@ -334,6 +334,41 @@ tree_compare()
 	fi
 }
 
+# prefixes_only SRC DIR MIN: every file under DIR, named as one in the flat directory SRC,
+# must read back as a prefix of it (all of it, some of it, or nothing: never other bytes, which
+# a later rsync would not notice under the same size and time), and at least MIN whole.
+prefixes_only()
+{
+	declare -A _cairn_want
+	while read -r _cairn_sum _cairn_name; do
+		_cairn_want[$_cairn_name]=$_cairn_sum
+	done < <(cd "$1" && md5sum -- *)
+	(cd "$2" && find . -type f -exec md5sum -- {} +) >"$T/got" || fail "reading $2 back"
+	_cairn_whole=0 _cairn_part=0 _cairn_empty=0
+	while read -r _cairn_sum _cairn_path; do
+		_cairn_f=$2/${_cairn_path#./}
+		_cairn_w=$1/$(basename "$_cairn_path")
+		if [ "$_cairn_sum" = "${_cairn_want[$(basename "$_cairn_path")]}" ]; then
+			_cairn_whole=$((_cairn_whole + 1))
+			continue
+		fi
+		_cairn_n=$(stat -c %s "$_cairn_f")
+		[ "$_cairn_n" -le "$(stat -c %s "$_cairn_w")" ] ||
+			fail "$_cairn_f: $_cairn_n bytes, more than written"
+		cmp -s -n "$_cairn_n" "$_cairn_f" "$_cairn_w" ||
+			fail "$_cairn_f: its $_cairn_n bytes are not what was written"
+		if [ "$_cairn_n" = 0 ]; then
+			_cairn_empty=$((_cairn_empty + 1))
+		else
+			_cairn_part=$((_cairn_part + 1))
+		fi
+	done <"$T/got"
+	echo "read back: $_cairn_whole files whole, $_cairn_part cut short, $_cairn_empty empty"
+	# Durable syncs happened during the writes, so files written before them must be there.
+	[ "$_cairn_whole" -ge "$3" ] ||
+		fail "only $_cairn_whole files came back whole: the test did not test"
+}
+
 copy_real_tree()
 {
 	mkdir -p "$1"
