@@ -11,6 +11,7 @@
 # last copy, or emptied if it never had one (meta.db is SQLite's, synced at each commit:
 # the kill leaves it as a power cut would). After the remount each file must read back as a
 # prefix of what was written to it (all of it, some of it, or nothing), never other bytes.
+# Then the same library makes fdatasync fail, as a failed write-back would.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 require_fuse
@@ -77,5 +78,41 @@ echo "killed after $round rounds of 150 files; staging files put back: $reverted
 cairn_mount "$repo" "$mnt" # breaks the dead daemon's lock by itself (crash.sh)
 
 prefixes_only "$src" "$mnt/current" 150
+cairn_umount "$mnt"
+
+# A write-back that fails (EIO from fdatasync) may have lost the bytes for good: the batch
+# that names them is never committed, the working tree takes no more changes, and after a
+# remount it is back at the last sync.
+flag=$T/eio
+bounded 60 env POWERCUT_DIR="$T/cache" POWERCUT_SHADOW="$shadow" POWERCUT_EIO="$flag" \
+	LD_PRELOAD="$shim" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+	mount.cairn "$repo" "$mnt" -o "cachedir=$T/cache" || fail "mount.cairn with $shim"
+wait_for 200 "$mnt/current did not show within 20 s" test -d "$mnt/current"
+pid=$(daemon_pid "$mnt")
+on_exit _cairn_reap "$mnt" "$pid"
+cache=$(cache_of "$mnt")
+cp "$src/f5" "$mnt/current/kept" && sync "$mnt/current/kept" || fail "writing kept"
+touch "$flag"
+exec 3>"$mnt/current/open" # open (not stored by a sync): its bytes must be synced
+head -c $((3 * 1024 * 1024)) "$T/pool" >&3 || fail "writing open"
+sync -f "$mnt/current/open" # the kernel hands the bytes to the daemon; no fsync
+wait_for 100 "no failed sync within 10 s: $(tail -3 "$cache/mount.log")" \
+	grep -q "staged data could not be made durable" "$cache/mount.log"
+exec 3>&-
+grep -q "inode [0-9]*: staged data could not be made durable: Input/output error" \
+	"$cache/mount.log" || fail "the failure does not name the inode: $(tail -3 "$cache/mount.log")"
+if { echo more >"$mnt/current/late"; } 2>/dev/null; then
+	fail "a change succeeded after staged bytes were lost"
+fi
+rc=0
+bounded 120 cairn umount "$mnt" 2>"$T/stderr" || rc=$?
+[ "$rc" = 1 ] || fail "cairn umount after the loss: exit $rc, $(cat "$T/stderr")"
+! is_mounted "$mnt" || fail "still mounted after the failed unmount"
+check_sanitizer_log "$cache/mount.log"
+rm -f "$flag"
+cairn_mount "$repo" "$mnt"
+cmp -s "$mnt/current/kept" "$src/f5" || fail "kept is not as fsynced before the failure"
+[ ! -s "$mnt/current/open" ] || fail "open came back with bytes no durable sync covered"
+echo "a failed fdatasync: changes refused, unmount exit 1, back at the last sync"
 cairn_umount "$mnt"
 exit 0

@@ -4,7 +4,9 @@
  * "staging" under POWERCUT_DIR, a copy of the file as it was at its last successful fsync or
  * fdatasync, so that a test can put the directory back the way a power cut would leave it
  * (what was never synced is gone). Environment: POWERCUT_DIR, an absolute path as
- * /proc/self/fd shows it; POWERCUT_SHADOW, where the copies go, by file name.
+ * /proc/self/fd shows it; POWERCUT_SHADOW, where the copies go, by file name. While the file
+ * POWERCUT_EIO names exists, syncs of those files fail with EIO instead, as after a failed
+ * write-back.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -49,24 +51,44 @@ static void shadow(int fd, const char *name)
 		unlink(tmp);
 }
 
-/* After a successful sync of fd: shadow it if it is a file in a staging directory. */
-static void synced(int fd)
+/* The name of fd if it is a file in a staging directory under POWERCUT_DIR, else NULL. */
+static const char *staging_name(int fd, char *path, size_t size)
 {
 	const char *dir = getenv("POWERCUT_DIR");
-	char link[64], path[PATH_MAX];
-	int saved = errno;
+	char link[64];
 
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = dir ? readlink(link, path, sizeof(path) - 1) : -1;
-	if (n > 0) {
-		path[n] = '\0';
-		char *name = strrchr(path, '/');
-		size_t len = strlen(dir);
-		if (!strncmp(path, dir, len) && path[len] == '/' && name - path >= 8 &&
-		    !strncmp(name - 8, "/staging", 8))
-			shadow(fd, name + 1);
+	ssize_t n = dir ? readlink(link, path, size - 1) : -1;
+	if (n <= 0)
+		return NULL;
+	path[n] = '\0';
+	char *name = strrchr(path, '/');
+	size_t len = strlen(dir);
+	if (strncmp(path, dir, len) || path[len] != '/' || name - path < 8 ||
+	    strncmp(name - 8, "/staging", 8))
+		return NULL;
+	return name + 1;
+}
+
+/* Sync fd with real(), or fail as POWERCUT_EIO says; shadow what was synced. */
+static int sync_as_told(int fd, int (*real)(int))
+{
+	char path[PATH_MAX];
+	int saved = errno;
+	const char *name = staging_name(fd, path, sizeof(path));
+	const char *eio = getenv("POWERCUT_EIO");
+
+	if (name && eio && access(eio, F_OK) == 0) {
+		errno = EIO;
+		return -1;
 	}
 	errno = saved;
+	int r = real(fd);
+	if (r == 0 && name) {
+		shadow(fd, name);
+		errno = saved;
+	}
+	return r;
 }
 
 int fsync(int fd)
@@ -74,10 +96,7 @@ int fsync(int fd)
 	static int (*real)(int);
 	if (!real)
 		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-	int r = real(fd);
-	if (r == 0)
-		synced(fd);
-	return r;
+	return sync_as_told(fd, real);
 }
 
 int fdatasync(int fd)
@@ -85,8 +104,5 @@ int fdatasync(int fd)
 	static int (*real)(int);
 	if (!real)
 		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-	int r = real(fd);
-	if (r == 0)
-		synced(fd);
-	return r;
+	return sync_as_told(fd, real);
 }
