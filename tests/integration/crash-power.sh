@@ -35,17 +35,24 @@ for k in $(seq 1 150); do
 		count=$size status=none || fail "making f$k"
 done
 
-mkfs.cairn -q "$repo" || fail "mkfs.cairn"
 # As cairn_mount does, but with the library preloaded into the daemon alone (under ASan it
-# does not come first, which ASan accepts only when told).
-mkdir -p "$mnt"
-bounded 60 env POWERCUT_DIR="$T/cache" POWERCUT_SHADOW="$shadow" LD_PRELOAD="$shim" \
-	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-	mount.cairn "$repo" "$mnt" -o "cachedir=$T/cache" || fail "mount.cairn with $shim"
-wait_for 200 "$mnt/current did not show within 20 s" test -d "$mnt/current"
-pid=$(daemon_pid "$mnt")
-on_exit _cairn_reap "$mnt" "$pid"
-staging=$(cache_of "$mnt")/staging
+# does not come first, which ASan accepts only when told). Sets pid and cache.
+mount_preloaded()
+{
+	mkdir -p "$mnt"
+	bounded 60 env POWERCUT_DIR="$T/cache" POWERCUT_SHADOW="$shadow" \
+		POWERCUT_EIO="$T/eio" LD_PRELOAD="$shim" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		mount.cairn "$repo" "$mnt" -o "cachedir=$T/cache" || fail "mount.cairn with $shim"
+	wait_for 200 "$mnt/current did not show within 20 s" test -d "$mnt/current"
+	pid=$(daemon_pid "$mnt")
+	on_exit _cairn_reap "$mnt" "$pid"
+	cache=$(cache_of "$mnt")
+}
+
+mkfs.cairn -q "$repo" || fail "mkfs.cairn"
+mount_preloaded
+staging=$cache/staging
 grep -q "powercut.so" "/proc/$pid/maps" || fail "the daemon did not load $shim"
 
 # Rounds of copies for 7 s: three or more periodic syncs (every 2 s) fall among them.
@@ -83,16 +90,9 @@ cairn_umount "$mnt"
 # A write-back that fails (EIO from fdatasync) may have lost the bytes for good: the batch
 # that names them is never committed, the working tree takes no more changes, and after a
 # remount it is back at the last sync.
-flag=$T/eio
-bounded 60 env POWERCUT_DIR="$T/cache" POWERCUT_SHADOW="$shadow" POWERCUT_EIO="$flag" \
-	LD_PRELOAD="$shim" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-	mount.cairn "$repo" "$mnt" -o "cachedir=$T/cache" || fail "mount.cairn with $shim"
-wait_for 200 "$mnt/current did not show within 20 s" test -d "$mnt/current"
-pid=$(daemon_pid "$mnt")
-on_exit _cairn_reap "$mnt" "$pid"
-cache=$(cache_of "$mnt")
+mount_preloaded
 cp "$src/f5" "$mnt/current/kept" && sync "$mnt/current/kept" || fail "writing kept"
-touch "$flag"
+touch "$T/eio"
 exec 3>"$mnt/current/open" # open (not stored by a sync): its bytes must be synced
 head -c $((3 * 1024 * 1024)) "$T/pool" >&3 || fail "writing open"
 sync -f "$mnt/current/open" # the kernel hands the bytes to the daemon; no fsync
@@ -109,7 +109,7 @@ bounded 120 cairn umount "$mnt" 2>"$T/stderr" || rc=$?
 [ "$rc" = 1 ] || fail "cairn umount after the loss: exit $rc, $(cat "$T/stderr")"
 ! is_mounted "$mnt" || fail "still mounted after the failed unmount"
 check_sanitizer_log "$cache/mount.log"
-rm -f "$flag"
+rm -f "$T/eio"
 cairn_mount "$repo" "$mnt"
 cmp -s "$mnt/current/kept" "$src/f5" || fail "kept is not as fsynced before the failure"
 [ ! -s "$mnt/current/open" ] || fail "open came back with bytes no durable sync covered"
