@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -190,6 +191,19 @@ int cmd_mount(int argc, char **argv)
 	_cleanup_free_ char *mnt = realpath(a.mountpoint, NULL);
 	if (!mnt)
 		return EXIT_FAIL;
+	/* cairn umount finds the daemon's outcome in the cache directory the mount point names,
+	 * from whatever directory it runs in: the name must be absolute. */
+	_cleanup_free_ char *cachedir = NULL;
+	char cwd[PATH_MAX];
+	if (a.cachedir && a.cachedir[0] != '/') {
+		if (!getcwd(cwd, sizeof(cwd)) ||
+		    asprintf(&cachedir, "%s/%s", cwd, a.cachedir) < 0) {
+			fprintf(stderr, "mount.cairn: cache directory %s: %s\n", a.cachedir,
+				strerror(errno));
+			return EXIT_FAIL;
+		}
+		a.cachedir = cachedir;
+	}
 	a.fm.source = a.repo;
 	a.fm.mountpoint = mnt;
 

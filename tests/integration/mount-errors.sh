@@ -6,7 +6,8 @@
 # file, a second mount of a repository that is mounted (with the same and with another cache
 # directory) naming the holder, and a cache directory on a full file system. The mount root
 # itself is read-only for the user. A mount point cannot be used while it is refused, and
-# the repository mounts fine afterwards with everything written before.
+# the repository mounts fine afterwards with everything written before. A relative cache
+# directory works from anywhere.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 require_fuse
@@ -192,4 +193,18 @@ cairn_mount "$repo" "$mnt" "cachedir=$T/cache3"
 	fail "lost 'fsynced' (new cache)"
 cmp -s "$mnt/current/cut" "$T/cut.want" || fail "cut: not as the truncate left it (new cache)"
 cairn_umount "$mnt"
+
+# A relative cache directory is taken from where mount.cairn ran: cairn umount, run from
+# anywhere, still finds the daemon's outcome there.
+mkdir -p "$T/here"
+(cd "$T/here" && bounded 60 mount.cairn "$repo" "$mnt" -o cachedir=relcache) ||
+	fail "mount.cairn with a relative cachedir"
+on_exit _cairn_reap "$mnt" "$(daemon_pid "$mnt")"
+case $(cache_of "$mnt") in
+"$T/here/relcache/"*) ;;
+*) fail "the cache directory shown is $(cache_of "$mnt"), not under $T/here/relcache" ;;
+esac
+[ "$(cat "$mnt/current/fsynced")" = "fsynced while the cache had room" ] ||
+	fail "lost 'fsynced' (relative cache)"
+(cd / && cairn_umount "$mnt")
 exit 0
