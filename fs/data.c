@@ -659,14 +659,9 @@ int fs_data_sync_staged(struct fs *fs, bool meta_locked)
 		close(v[k].fd);
 	}
 	free(v);
-	if (m && r >= 0) {
-		int dfd = open(fs->staging_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0 || fsync(dfd) < 0)
-			r = log_error_errno(-errno, "staging directory %s: fsync: %s",
-					    fs->staging_dir, strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
-	}
+	if (m && r >= 0 && (r = fsync_dir_path(fs->staging_dir)) < 0)
+		r = log_error_errno(r, "staging directory %s: fsync: %s", fs->staging_dir,
+				    strerror(-r));
 	pthread_mutex_unlock(&fs->unsynced_pass_mu);
 	return r;
 }

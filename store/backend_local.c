@@ -99,15 +99,6 @@ static int key_split(const char *key, char **ret_dir, const char **ret_base)
 	return 0;
 }
 
-/* fsync a directory. Some filesystems cannot sync a directory at all and say EINVAL; there is
- * nothing more to be had from them, so that is not an error. Returns 0 or -errno. */
-static int fsync_dir(int dfd)
-{
-	if (fsync(dfd) < 0 && errno != EINVAL)
-		return -errno;
-	return 0;
-}
-
 /* fsync the directory that contains the relative path `path` (which must contain a '/' or be
  * a single segment). Returns 0 or -errno. */
 static int fsync_parent(int root_fd, char *path)
@@ -615,14 +606,10 @@ static const struct backend_type local_type = {
 static int fsync_path_parent(const char *path)
 {
 	_cleanup_free_ char *copy = strdup(path);
-	_cleanup_close_ int fd = -1;
 
 	if (!copy)
 		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	return fsync_dir(fd);
+	return fsync_dir_path(dirname(copy));
 }
 
 int backend_local_open(const char *path, bool create, struct backend **ret)

@@ -2,6 +2,7 @@
 /* Buffers, bounded readers, hex and logging shared by every module (see util.h). */
 #include "util.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -240,4 +241,17 @@ uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int fsync_dir(int dfd)
+{
+	if (fsync(dfd) < 0 && errno != EINVAL)
+		return -errno;
+	return 0;
+}
+
+int fsync_dir_path(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fsync_dir(fd);
 }

@@ -144,3 +144,9 @@ uint64_t now_ns(void);
 /* Whether process pid (in this pid namespace) still runs: false once it is gone or a
  * zombie (dead, its exit status not yet collected by its parent). */
 bool process_running(pid_t pid);
+
+/* fsync a directory (an open descriptor, or a path). Some filesystems cannot sync a directory
+ * at all and say EINVAL; there is nothing more to be had from them, so that is not an error.
+ * Returns 0 or -errno. */
+int fsync_dir(int dfd);
+int fsync_dir_path(const char *path);
