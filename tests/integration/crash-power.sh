@@ -35,18 +35,15 @@ for k in $(seq 1 150); do
 		count=$size status=none || fail "making f$k"
 done
 
-# As cairn_mount does, but with the library preloaded into the daemon alone (under ASan it
-# does not come first, which ASan accepts only when told). Sets pid and cache.
+# The library goes into the daemon alone (under ASan it does not come first, which ASan
+# accepts only when told). Sets pid and cache.
 mount_preloaded()
 {
-	mkdir -p "$mnt"
-	bounded 60 env POWERCUT_DIR="$T/cache" POWERCUT_SHADOW="$shadow" \
-		POWERCUT_EIO="$T/eio" LD_PRELOAD="$shim" \
-		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-		mount.cairn "$repo" "$mnt" -o "cachedir=$T/cache" || fail "mount.cairn with $shim"
-	wait_for 200 "$mnt/current did not show within 20 s" test -d "$mnt/current"
+	local CAIRN_MOUNT_ENV=(POWERCUT_DIR="$T/cache" POWERCUT_SHADOW="$shadow"
+		POWERCUT_EIO="$T/eio" LD_PRELOAD="$shim"
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
+	cairn_mount "$repo" "$mnt"
 	pid=$(daemon_pid "$mnt")
-	on_exit _cairn_reap "$mnt" "$pid"
 	cache=$(cache_of "$mnt")
 }
 

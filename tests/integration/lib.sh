@@ -24,7 +24,11 @@
 #                               within 20 s. At exit a mount still up is detached and its
 #                               daemon given 30 s to end (then killed). With
 #                               CAIRN_TEST_URING=1 the mount must serve requests over io_uring
-#                               within 2 s (fs/uring.c; tests/integration/fuse-uring.sh)
+#                               within 2 s (fs/uring.c; tests/integration/fuse-uring.sh).
+#                               The array CAIRN_MOUNT_ENV (NAME=VALUE...) is set in
+#                               mount.cairn's environment alone, e.g. an LD_PRELOAD
+#   prefixes_only SRC DIR MIN   every file under DIR reads back as a prefix of the file of
+#                               its name in SRC; at least MIN of them whole
 #   over_uring MNT              true once the daemon of MNT has logged that it serves
 #                               requests over io_uring
 #   cairn_umount MNT            `cairn umount MNT` must exit 0 within $CAIRN_UMOUNT_TIMEOUT
@@ -286,7 +290,8 @@ cairn_mount()
 		_cairn_opts="$_cairn_opts,$_cairn_o"
 	done
 	mkdir -p "$_cairn_mnt"
-	if ! bounded 60 mount.cairn "$_cairn_repo" "$_cairn_mnt" -o "$_cairn_opts"; then
+	if ! bounded 60 env "${CAIRN_MOUNT_ENV[@]}" mount.cairn "$_cairn_repo" "$_cairn_mnt" \
+		-o "$_cairn_opts"; then
 		for _cairn_log in "$T"/cache/*/mount.log; do
 			[ -f "$_cairn_log" ] && tail -n 20 "$_cairn_log" >&2
 		done
