@@ -22,5 +22,11 @@ struct fs_mount_options {
 int fs_daemon_start(void);
 /* Tell the waiting parent: 0 mounted, else failed. No-op in the foreground. */
 void fs_daemon_ready(int status);
+/* Mount se on mountpoint and serve it until it is unmounted, the way every mount of ours
+ * is served: the transport (fs/uring.c), the read-ahead, the threaded loop. source names
+ * the mount in the log. Calls fs_daemon_ready(0) once mounted. Returns 0 or -errno. */
+struct fuse_session;
+int fs_serve_session(struct fuse_session *se, const char *mountpoint, const char *source,
+		     bool no_uring);
 /* Mount and serve until unmounted; then the final checkpoint. Returns 0 or -errno. */
 int fs_serve(struct store *s, const struct fs_mount_options *o);

@@ -59,12 +59,13 @@ static void reply_entry(fuse_req_t req, int r, const struct fs_entry *e)
 	reply_entry_in(req, 0, r, e);
 }
 
-static void op_init(void *userdata, struct fuse_conn_info *conn)
+unsigned cairn_fuse_conn_want(struct fuse_conn_info *conn)
 {
+	unsigned got = 0;
 	/* Let the kernel merge small writes into large ones; rsync writes 32-256 KiB. */
 	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
-		fs_set_kernel_times(userdata, true);
+		got |= CAIRN_FUSE_WRITEBACK;
 	}
 	/* ACLs are xattrs we store; the kernel enforces them (needs default_permissions). */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
@@ -90,11 +91,21 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* No flush on close: there is no .flush handler, so the kernel stops sending them after
 	 * the first ENOSYS, and still writes back its dirty pages before close returns. */
 	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
-		atomic_store(&kernel_opendir, true);
+		got |= CAIRN_FUSE_KERNEL_OPENDIR;
 	/* O_TRUNC must reach us as a setattr, so truncation has one code path. */
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
+	return got;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	unsigned got = cairn_fuse_conn_want(conn);
+	if (got & CAIRN_FUSE_WRITEBACK)
+		fs_set_kernel_times(userdata, true);
+	if (got & CAIRN_FUSE_KERNEL_OPENDIR)
+		atomic_store(&kernel_opendir, true);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

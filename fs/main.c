@@ -90,6 +90,47 @@ static void raise_readahead(const char *mountpoint)
 	close(fd);
 }
 
+int fs_serve_session(struct fuse_session *se, const char *mountpoint, const char *source,
+		     bool no_uring)
+{
+	if (fuse_set_signal_handlers(se) != 0)
+		return -EIO;
+	int r = 0;
+	if (fuse_session_mount(se, mountpoint) != 0) {
+		r = log_error_errno(-EIO,
+				    "%s: mount failed (is /dev/fuse usable and fuse3 installed?)",
+				    mountpoint);
+		goto out_signals;
+	}
+	int u = no_uring ? 0 : fs_uring_attach(se);
+	if (u < 0)
+		log_info("FUSE requests stay on /dev/fuse: %s", strerror(-u));
+	raise_readahead(mountpoint);
+	fs_daemon_ready(0);
+	log_info("mounted %s on %s", source, mountpoint);
+
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	if (!lc) {
+		r = -ENOMEM;
+		goto out_unmount;
+	}
+	fuse_loop_cfg_set_clone_fd(lc, 0);
+	fuse_loop_cfg_set_max_threads(lc, 16);
+	fuse_loop_cfg_set_idle_threads(lc, 8);
+	r = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	if (r > 0)
+		r = 0; /* a signal ended the loop: a normal unmount */
+	else if (r < 0)
+		log_error("FUSE loop: %s", strerror(-r));
+out_unmount:
+	fuse_session_unmount(se);
+	fs_uring_stop();
+out_signals:
+	fuse_remove_signal_handlers(se);
+	return r;
+}
+
 int fs_serve(struct store *s, const struct fs_mount_options *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -114,45 +155,9 @@ int fs_serve(struct store *s, const struct fs_mount_options *o)
 		goto out_fs;
 	}
 	cairn_fuse_ops_set_session(se);
-	if (fuse_set_signal_handlers(se) != 0) {
-		r = -EIO;
-		goto out_session;
-	}
-	if (fuse_session_mount(se, o->mountpoint) != 0) {
-		r = log_error_errno(-EIO,
-				    "%s: mount failed (is /dev/fuse usable and fuse3 "
-				    "installed?)",
-				    o->mountpoint);
-		goto out_signals;
-	}
-	int u = o->no_uring ? 0 : fs_uring_attach(se);
-	if (u < 0)
-		log_info("FUSE requests stay on /dev/fuse: %s", strerror(-u));
-	raise_readahead(o->mountpoint);
-	fs_daemon_ready(0);
-	log_info("mounted %s on %s", o->source, o->mountpoint);
-
-	struct fuse_loop_config *lc = fuse_loop_cfg_create();
-	if (!lc) {
-		r = -ENOMEM;
-		goto out_unmount;
-	}
-	fuse_loop_cfg_set_clone_fd(lc, 0);
-	fuse_loop_cfg_set_max_threads(lc, 16);
-	fuse_loop_cfg_set_idle_threads(lc, 8);
-	r = fuse_session_loop_mt(se, lc);
-	fuse_loop_cfg_destroy(lc);
-	if (r > 0)
-		r = 0; /* a signal ended the loop: a normal unmount */
-	else if (r < 0)
-		log_error("FUSE loop: %s", strerror(-r));
-	log_info("unmounting %s: writing the last checkpoint", o->mountpoint);
-out_unmount:
-	fuse_session_unmount(se);
-	fs_uring_stop();
-out_signals:
-	fuse_remove_signal_handlers(se);
-out_session:
+	r = fs_serve_session(se, o->mountpoint, o->source, o->no_uring);
+	if (r >= 0)
+		log_info("unmounted %s: writing the last checkpoint", o->mountpoint);
 	fuse_session_destroy(se);
 out_fs:;
 	int k = fs_close(fs);

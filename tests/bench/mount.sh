@@ -4,12 +4,17 @@
 # 1.6 GiB of /usr/lib plus all of /usr/share/doc), copied once into a scratch directory on the
 # same disk as every target, is backed up in one run by
 #   rsync-local  rsync -aHAX into a plain directory (the baseline),
+#   fuse-floor   rsync -aHAX into tests/bench/fuse-floor, a FUSE file system that keeps only
+#                names and attributes and talks to the kernel as cairn does: what any FUSE
+#                file system pays here for these requests before doing work of its own
+#                (its times have no sync or unmount part: it has nothing to make durable),
 #   cairn        rsync -aHAX into a cairn mount, `cairn umount` included,
 #   borg         borg 1.2, repokey encryption, --compression lz4,
 #   restic       restic 0.14,
 # each an initial backup and then one with nothing changed. For rsync-local and cairn it also
 # reads the whole tree back (tar -cf - . | cat > /dev/null, page cache dropped before each
-# read when /proc/sys/vm/drop_caches is writable) and creates 50 000 small files; for cairn it
+# read when /proc/sys/vm/drop_caches is writable) and creates 50 000 small files (fuse-floor
+# too; its files read back as zeros); for cairn it
 # reports the daemon's peak RSS (VmHWM, sampled before every unmount). Every backup time ends
 # with sync -f, so each contender is timed until its data is durable; the sync and umount
 # parts are printed on their own lines. Timings are reported, never judged: the machine is
@@ -37,6 +42,7 @@ set -euo pipefail
 top_builddir=${top_builddir:-$(pwd)}
 mkfs=$top_builddir/tools/mkfs.cairn
 mount_cairn=$top_builddir/tools/mount.cairn
+fuse_floor=$top_builddir/tests/bench/fuse-floor
 cairn=$top_builddir/tools/cairn
 trees=${BENCH_TREE:-/usr/lib:/usr/share/doc}
 limit=${BENCH_LIMIT:-1717986918}
@@ -49,7 +55,7 @@ haltpoll_param=/sys/module/haltpoll/parameters/guest_halt_poll_ns
 nfiles=50000
 export CAIRN_PASSPHRASE=bench CAIRN_KDF=interactive
 
-for tool in "$mkfs" "$mount_cairn" "$cairn"; do
+for tool in "$mkfs" "$mount_cairn" "$cairn" "$fuse_floor"; do
 	[ -x "$tool" ] || {
 		echo "mount.sh: $tool is not built (top_builddir=$top_builddir)" >&2
 		exit 1
@@ -78,6 +84,7 @@ fi
 work=${BENCH_DIR:-$(mktemp -d /var/tmp/cairn-mount-bench.XXXXXX)}
 mkdir -p "$work/log"
 mnt=$work/mnt
+floor_mnt=$work/floor-mnt
 src=$work/src # the source tree, copied once
 daemon=     # pid of the cairn daemon while mounted
 perf_pid=   # pid of a perf record we started
@@ -108,6 +115,7 @@ cleanup()
 		timeout 600 "$cairn" umount "$mnt" ||
 			fusermount3 -u -z "$mnt" 2>/dev/null
 	fi
+	is_mounted "$floor_mnt" && fusermount3 -u -z "$floor_mnt" 2>/dev/null
 	if [ -n "$daemon" ] && kill -0 "$daemon" 2>/dev/null; then
 		sleep 5
 		kill "$daemon" 2>/dev/null
@@ -126,7 +134,7 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-is_mounted() { awk -v m="$mnt" '$2 == m { f = 1 } END { exit !f }' /proc/self/mounts; }
+is_mounted() { awk -v m="${1:-$mnt}" '$2 == m { f = 1 } END { exit !f }' /proc/self/mounts; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v z="$2" 'BEGIN { printf "%.2f", z - a }'; }
 
@@ -331,6 +339,35 @@ drop_caches
 timed local-read read_tree "$local_dir" || true
 timed local-files make_files "$local_dir" || true
 
+# --- the FUSE floor -------------------------------------------------------------------
+run_floor()
+{
+	local i pid
+	mkdir -p "$floor_mnt"
+	echo "fuse-floor ..."
+	"$fuse_floor" "$floor_mnt" >"$work/log/floor-daemon.log" 2>&1 &
+	pid=$!
+	for ((i = 0; i < 100; i++)); do
+		! is_mounted "$floor_mnt" || break
+		sleep 0.1
+	done
+	if ! is_mounted "$floor_mnt"; then
+		echo "fuse-floor did not mount:" >&2
+		sed 's/^/  | /' "$work/log/floor-daemon.log" >&2
+		return 1
+	fi
+	warm_source
+	timed floor-init rsync -aHAX -i "$src/" "$floor_mnt/" || true
+	warm_source
+	timed floor-again rsync -aHAX -i "$src/" "$floor_mnt/" || true
+	drop_caches
+	timed floor-read read_tree "$floor_mnt" || true
+	timed floor-files make_files "$floor_mnt" || true
+	fusermount3 -u "$floor_mnt"
+	wait "$pid"
+}
+run_floor || failed=1
+
 # --- cairn ----------------------------------------------------------------------------
 # Stops at the first failure; the caller goes on with the other contenders.
 run_cairn()
@@ -445,6 +482,14 @@ max_rss() # the larger of /usr/bin/time's KiB figures, in MiB
 	cat "$@" 2>/dev/null | awk '/^[0-9]+$/ { if ($1 > m) m = $1 } END {
 		if (m) printf "%d", m / 1024; else printf "-" }'
 }
+floor_transport()
+{
+	if grep -q "FUSE requests go over io_uring" "$work/log/floor-daemon.log" 2>/dev/null; then
+		echo "io_uring"
+	else
+		echo "/dev/fuse"
+	fi
+}
 resent() { grep -c '^[<>ch.]f' "$work/log/$1.log" 2>/dev/null || true; }
 
 cairn_rss=-
@@ -482,6 +527,8 @@ printf "\n%-14s %10s %6s %12s %6s %10s %6s %12s %9s\n" contender "initial s" rat
 	"unchanged s" ratio "read MB/s" ratio "${nfiles} files s" "RSS MiB"
 row rsync-local "${res[local-init]:-}" "${res[local-again]:-}" "${res[local-read]:-}" \
 	"${res[local-files]:-}" -
+row fuse-floor "${res[floor-init]:-}" "${res[floor-again]:-}" "${res[floor-read]:-}" \
+	"${res[floor-files]:-}" -
 row cairn "${res[cairn-init]:-}" "${res[cairn-again]:-}" "${res[cairn-read]:-}" \
 	"${res[cairn-files]:-}" "$cairn_rss"
 row "borg $(borg --version 2>/dev/null | cut -d' ' -f2)" "${res[borg-init]:-}" \
@@ -492,6 +539,7 @@ cat <<EOF
 
 Every backup time ends with sync -f (durable); ratios are to rsync-local's.
   rsync-local  initial: rsync ${res[local-init-rsync]:--} + sync ${res[local-init-sync]:--} s; unchanged: rsync ${res[local-again-rsync]:--} + sync ${res[local-again-sync]:--} s
+  fuse-floor   rsync only: nothing to make durable; its transport: $(floor_transport)
   cairn        initial: rsync ${res[cairn-init-rsync]:--} + umount ${res[cairn-init-umount]:--} s; unchanged: rsync ${res[cairn-again-rsync]:--} + umount ${res[cairn-again-umount]:--} s
   cairn        umount after the read-back and ${nfiles} files: ${res[cairn-files-umount]:--} s
   cairn        files rsync sent again when nothing changed: $(resent cairn-again-rsync) (rsync-local: $(resent local-again-rsync))
