@@ -8,9 +8,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -307,14 +309,24 @@ int cmd_umount(int argc, char **argv)
 	}
 	bool tty = isatty(STDERR_FILENO);
 	uint64_t t0 = now_ns();
+	/* A pidfd wakes us the moment the daemon ends (Linux 5.3+); without one, look every
+	 * 10 ms. (It used to be every 100 ms: a tenth of a second on every unmount.) */
+	int pidfd = -1;
+#ifdef SYS_pidfd_open
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+#endif
 	while (process_running(pid)) {
 		if (tty && now_ns() - t0 > 2000000000ull) {
 			fprintf(stderr, "\rcairn umount: storing the last changes... %" PRIu64 " s",
 				(uint64_t)((now_ns() - t0) / 1000000000u));
 		}
-		struct timespec ts = {0, 100000000};
-		nanosleep(&ts, NULL);
+		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+		struct timespec ts = {0, 10000000};
+		if (pidfd < 0 || poll(&p, 1, 1000) < 0)
+			nanosleep(&ts, NULL);
 	}
+	if (pidfd >= 0)
+		close(pidfd);
 	if (tty && now_ns() - t0 > 2000000000ull)
 		fprintf(stderr, "\n");
 	char path[4200], status[256] = "";
