@@ -109,29 +109,34 @@ static int check_name(const char *name)
 	return n > META_NAME_MAX ? -ENAMETOOLONG : 0;
 }
 
-static int make_entry(struct fs *fs, uint64_t ino, struct fs_entry *ret)
+/* The kernel's entry for an inode it now holds one more lookup of. */
+static int entry_of(struct fs *fs, const struct meta_inode *mi, struct fs_entry *ret)
 {
-	struct meta_inode mi;
-	int r = meta_inode_get(fs->meta, ino, &mi);
-	if (r < 0)
-		return r;
+	uint64_t ino = mi->ino;
 	struct fs_inode *i = fs_inode_get(fs, ino);
 	if (!i)
 		return -ENOMEM;
 	pthread_mutex_lock(&fs->tab_mu);
 	i->nlookup++;
 	pthread_mutex_unlock(&fs->tab_mu);
-	if (S_ISREG(mi.mode))
+	if (S_ISREG(mi->mode))
 		atomic_store_explicit(&i->is_reg, true, memory_order_relaxed);
 	fs_inode_put(fs, i);
 	ret->node = ino_to_node(ino);
-	fs_inode_to_stat(&mi, &ret->attr);
+	fs_inode_to_stat(mi, &ret->attr);
 	return 0;
+}
+
+static int make_entry(struct fs *fs, uint64_t ino, struct fs_entry *ret)
+{
+	struct meta_inode mi;
+	int r = meta_inode_get(fs->meta, ino, &mi);
+	return r < 0 ? r : entry_of(fs, &mi, ret);
 }
 
 int fsops_lookup(struct fs *fs, uint64_t parent, const char *name, struct fs_entry *ret)
 {
-	uint64_t dir, ino;
+	uint64_t dir;
 	if (parent == FSOPS_ROOT) {
 		if (strcmp(name, "current"))
 			return snaps_root_lookup(fs->snaps, name, ret);
@@ -144,10 +149,9 @@ int fsops_lookup(struct fs *fs, uint64_t parent, const char *name, struct fs_ent
 		return r;
 	if (strlen(name) > META_NAME_MAX)
 		return -ENAMETOOLONG;
-	r = meta_lookup(fs->meta, dir, name, &ino);
-	if (r < 0)
-		return r;
-	return make_entry(fs, ino, ret);
+	struct meta_inode mi;
+	r = meta_lookup_inode(fs->meta, dir, name, &mi);
+	return r < 0 ? r : entry_of(fs, &mi, ret);
 }
 
 void fs_set_kernel_times(struct fs *fs, bool on)

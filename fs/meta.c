@@ -81,6 +81,11 @@ static const char *const stmt_sql[_ST_MAX] = {
 	[ST_TARGET_SET] = "UPDATE inodes SET target = ?2 WHERE ino = ?1",
 	[ST_TARGET_GET] = "SELECT target FROM inodes WHERE ino = ?1",
 	[ST_LOOKUP] = "SELECT ino FROM dentries WHERE parent = ?1 AND name = ?2",
+	[ST_LOOKUP_INODE] =
+		"SELECT i.mode, i.uid, i.gid, i.nlink, i.size, i.rdev, i.atime, i.mtime,"
+		" i.ctime, d.ino, EXISTS(SELECT 1 FROM xattrs x WHERE x.ino = d.ino)"
+		" FROM dentries d JOIN inodes i ON i.ino = d.ino"
+		" WHERE d.parent = ?1 AND d.name = ?2",
 	[ST_LINK] = "INSERT INTO dentries(parent, name, ino) VALUES(?1, ?2, ?3)",
 	[ST_UNLINK] = "DELETE FROM dentries WHERE parent = ?1 AND name = ?2",
 	[ST_RELINK] = "UPDATE dentries SET ino = ?3 WHERE parent = ?1 AND name = ?2",
@@ -134,6 +139,7 @@ static int64_t realtime_ns(void)
 /* The batch is gone (rolled back): nothing may join or commit one any more. */
 static void batch_lost(struct meta *m)
 {
+	m->xattr_gen++; /* what was known of xattrs may be undone */
 	m->in_txn = false;
 	__atomic_store_n(&m->lost, true, __ATOMIC_RELEASE);
 	log_error("meta: the write transaction was rolled back: changes since the last sync are "
@@ -147,6 +153,7 @@ static int sql_err(struct meta *m, int rc, const char *what)
 	int r;
 
 	m->tree_gen++; /* SQLite may have rolled the batch back: forget what was touched */
+	m->xattr_gen++;
 
 	if ((rc & 0xff) == SQLITE_CONSTRAINT &&
 	    (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY))
@@ -275,6 +282,7 @@ int meta_op_end(struct meta *m, int r)
 	if (r >= 0)
 		return meta_run(m, m->st[ST_RELEASE], "releasing a savepoint");
 	m->tree_gen++; /* what was touched inside may be undone */
+	m->xattr_gen++;
 	/* A batch SQLite already rolled back took the savepoint with it. */
 	if (m->in_txn && !sqlite3_get_autocommit(m->db)) {
 		(void)meta_run(m, m->st[ST_ROLLBACK_TO], "rolling back a savepoint");
@@ -519,7 +527,8 @@ int meta_open(const char *path, const uint8_t repo_id[REPO_ID_SIZE], struct meta
 
 	if (!m)
 		return -ENOMEM;
-	m->tree_gen = 1; /* the zeroed slots name no touched inode */
+	m->tree_gen = 1;  /* the zeroed slots name no touched inode */
+	m->xattr_gen = 1; /* nor an inode without xattrs */
 	pthread_mutex_init(&m->lock, NULL);
 	int rc = sqlite3_open_v2(path, &m->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -653,14 +662,9 @@ static void bind_inode(sqlite3_stmt *s, uint64_t ino, const struct meta_inode *i
 	sqlite3_bind_int64(s, 10, i->ctime);
 }
 
-int meta_inode_get(struct meta *m, uint64_t ino, struct meta_inode *ret)
+/* The columns of ST_INODE_GET, first in ST_LOOKUP_INODE too. */
+static void inode_from_row(sqlite3_stmt *s, uint64_t ino, struct meta_inode *ret)
 {
-	LOCKED(m);
-	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_INODE_GET];
-	bind_u64(s, 1, ino);
-	int r = meta_row(m, s, "reading an inode");
-	if (r <= 0)
-		return r < 0 ? r : -ENOENT;
 	*ret = (struct meta_inode){
 		.ino = ino,
 		.mode = (uint32_t)sqlite3_column_int64(s, 0),
@@ -673,6 +677,37 @@ int meta_inode_get(struct meta *m, uint64_t ino, struct meta_inode *ret)
 		.mtime = sqlite3_column_int64(s, 7),
 		.ctime = sqlite3_column_int64(s, 8),
 	};
+}
+
+/* ---- inodes known to have no xattrs (struct meta's noxattr) ---- */
+
+static bool noxattr_known(struct meta *m, uint64_t ino)
+{
+	return m->noxattr[ino % META_NOXATTR_SLOTS].ino == ino &&
+	       m->noxattr[ino % META_NOXATTR_SLOTS].gen == m->xattr_gen;
+}
+
+static void noxattr_note(struct meta *m, uint64_t ino)
+{
+	m->noxattr[ino % META_NOXATTR_SLOTS].ino = ino;
+	m->noxattr[ino % META_NOXATTR_SLOTS].gen = m->xattr_gen;
+}
+
+static void noxattr_drop(struct meta *m, uint64_t ino)
+{
+	if (m->noxattr[ino % META_NOXATTR_SLOTS].ino == ino)
+		m->noxattr[ino % META_NOXATTR_SLOTS].ino = 0;
+}
+
+int meta_inode_get(struct meta *m, uint64_t ino, struct meta_inode *ret)
+{
+	LOCKED(m);
+	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_INODE_GET];
+	bind_u64(s, 1, ino);
+	int r = meta_row(m, s, "reading an inode");
+	if (r <= 0)
+		return r < 0 ? r : -ENOENT;
+	inode_from_row(s, ino, ret);
 	return 0;
 }
 
@@ -697,6 +732,8 @@ int meta_inode_create(struct meta *m, const struct meta_inode *i, uint64_t *ret_
 		return -ENOSPC;
 	uint64_t ino = m->next_ino;
 	int r = inode_insert_locked(m, ino, i);
+	if (r >= 0)
+		noxattr_note(m, ino); /* a number above every inode's: no xattr rows */
 	if (r < 0)
 		return r;
 	*ret_ino = ino;
@@ -826,6 +863,25 @@ int meta_lookup(struct meta *m, uint64_t parent, const char *name, uint64_t *ret
 	if (r <= 0)
 		return r < 0 ? r : -ENOENT;
 	*ret_ino = col_u64(s, 0);
+	return 0;
+}
+
+int meta_lookup_inode(struct meta *m, uint64_t parent, const char *name, struct meta_inode *ret)
+{
+	size_t len;
+	int r = check_name(name, &len);
+	if (r < 0)
+		return r;
+	LOCKED(m);
+	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_LOOKUP_INODE];
+	bind_u64(s, 1, parent);
+	sqlite3_bind_blob(s, 2, name, (int)len, SQLITE_STATIC);
+	r = meta_row(m, s, "looking up a name");
+	if (r <= 0)
+		return r < 0 ? r : -ENOENT;
+	inode_from_row(s, col_u64(s, 9), ret);
+	if (sqlite3_column_int64(s, 10) == 0)
+		noxattr_note(m, ret->ino);
 	return 0;
 }
 
@@ -998,6 +1054,8 @@ int meta_parents(struct meta *m, uint64_t ino, int (*fn)(uint64_t parent, void *
 int meta_xattr_get(struct meta *m, uint64_t ino, const char *name, void **ret, size_t *ret_len)
 {
 	LOCKED(m);
+	if (noxattr_known(m, ino))
+		return -ENODATA;
 	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_XATTR_GET];
 	bind_u64(s, 1, ino);
 	sqlite3_bind_blob(s, 2, name, (int)strlen(name), SQLITE_STATIC);
@@ -1032,6 +1090,7 @@ int meta_xattr_set(struct meta *m, uint64_t ino, const char *name, const void *v
 	else
 		st = ST_XATTR_UPSERT;
 	LOCKED(m);
+	noxattr_drop(m, ino);
 	sqlite3_stmt *s = m->st[st];
 	bind_u64(s, 1, ino);
 	sqlite3_bind_blob(s, 2, name, (int)strlen(name), SQLITE_STATIC);
@@ -1045,6 +1104,8 @@ int meta_xattr_set(struct meta *m, uint64_t ino, const char *name, const void *v
 int meta_xattr_remove(struct meta *m, uint64_t ino, const char *name)
 {
 	LOCKED(m);
+	if (noxattr_known(m, ino))
+		return -ENODATA;
 	sqlite3_stmt *s = m->st[ST_XATTR_REMOVE];
 	bind_u64(s, 1, ino);
 	sqlite3_bind_blob(s, 2, name, (int)strlen(name), SQLITE_STATIC);
@@ -1054,6 +1115,8 @@ int meta_xattr_remove(struct meta *m, uint64_t ino, const char *name)
 int meta_xattr_list(struct meta *m, uint64_t ino, struct buf *ret)
 {
 	LOCKED(m);
+	if (noxattr_known(m, ino))
+		return 0;
 	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_XATTR_LIST];
 	size_t old_len = ret->len;
 	int r;
@@ -1068,6 +1131,8 @@ int meta_xattr_list(struct meta *m, uint64_t ino, struct buf *ret)
 	}
 	if (r < 0)
 		ret->len = old_len;
+	else if (ret->len == old_len)
+		noxattr_note(m, ino);
 	return r < 0 ? r : 0;
 }
 

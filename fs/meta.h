@@ -109,6 +109,8 @@ int meta_symlink_get(struct meta *m, uint64_t ino, char **ret);
 
 /* Directory entries. */
 int meta_lookup(struct meta *m, uint64_t parent, const char *name, uint64_t *ret_ino);
+/* meta_lookup and meta_inode_get of what it finds, in one statement. -ENOENT if none. */
+int meta_lookup_inode(struct meta *m, uint64_t parent, const char *name, struct meta_inode *ret);
 int meta_link(struct meta *m, uint64_t parent, const char *name, uint64_t ino); /* -EEXIST */
 int meta_unlink(struct meta *m, uint64_t parent, const char *name);		/* -ENOENT */
 /* Point an existing entry at another inode (rename over an existing name). */

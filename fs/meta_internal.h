@@ -13,6 +13,7 @@
 /* Rows fetched per lock hold when feeding a callback. */
 #define META_BATCH 64
 #define META_TOUCHED_SLOTS 1024
+#define META_NOXATTR_SLOTS 4096
 
 /* Prepared once at open and kept (SQLITE_PREPARE_PERSISTENT). */
 enum stmt {
@@ -36,6 +37,7 @@ enum stmt {
 	ST_TARGET_SET,
 	ST_TARGET_GET,
 	ST_LOOKUP,
+	ST_LOOKUP_INODE,
 	ST_LINK,
 	ST_UNLINK,
 	ST_RELINK,
@@ -91,6 +93,15 @@ struct meta {
 	struct {
 		uint64_t ino, gen;
 	} touched[META_TOUCHED_SLOTS];
+	/* Inodes known to have no xattrs, direct-mapped, so that the kernel's xattr requests
+	 * after a lookup or a create (an ACL, security.capability before a write, rsync's
+	 * listxattr) run no statement. Noted by meta_lookup_inode, an empty list and
+	 * meta_inode_create; a write of an inode's xattrs drops its slot, and xattr_gen
+	 * changes whenever a write may have been undone (a savepoint or the batch). */
+	uint64_t xattr_gen;
+	struct {
+		uint64_t ino, gen;
+	} noxattr[META_NOXATTR_SLOTS];
 };
 
 /* Step a statement that returns no rows (or whose rows are ignored) and reset it. */

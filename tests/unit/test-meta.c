@@ -6,6 +6,7 @@
  * state) that opens the same file as a second process would.
  */
 #include "meta.h"
+#include "meta_internal.h" /* meta_op_begin, meta_op_end: a savepoint undone */
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -580,6 +581,65 @@ static void test_xattrs(void)
 	uint64_t g = create(m, S_IFREG | 0644);
 	ok(meta_xattr_list(m, g, &names) == 0 && names.len == 0, "xattr: none on another inode");
 	buf_release(&names);
+	meta_close(m);
+}
+
+static bool has_xattr(struct meta *m, uint64_t ino, const char *name)
+{
+	void *v = NULL;
+	size_t len;
+	int r = meta_xattr_get(m, ino, name, &v, &len);
+	free(v);
+	return r == 0;
+}
+
+static size_t listed(struct meta *m, uint64_t ino)
+{
+	struct buf names = {0};
+	size_t n = meta_xattr_list(m, ino, &names) == 0 ? names.len : SIZE_MAX;
+	buf_release(&names);
+	return n;
+}
+
+/* What meta knows of inodes without xattrs (struct meta's noxattr) never hides one. */
+static void test_noxattr(void)
+{
+	char path[256];
+	struct meta *m = open_new(path, sizeof(path));
+	uint64_t f = create(m, S_IFREG | 0644), g = create(m, S_IFREG | 0644);
+	struct meta_inode mi;
+
+	ok(!has_xattr(m, f, "user.a") && listed(m, f) == 0, "noxattr: a new inode has none");
+	is_int(meta_xattr_set(m, f, "user.a", "1", 1, 0), 0, "noxattr: set one");
+	ok(has_xattr(m, f, "user.a") && listed(m, f) == strlen("user.a") + 1,
+	   "noxattr: it is seen at once");
+	tap_require(meta_link(m, META_ROOT_INO, "f", f) == 0);
+	tap_require(meta_link(m, META_ROOT_INO, "g", g) == 0);
+	ok(meta_lookup_inode(m, META_ROOT_INO, "f", &mi) == 0 && mi.ino == f && S_ISREG(mi.mode) &&
+		   has_xattr(m, f, "user.a"),
+	   "noxattr: a lookup of an inode with one");
+	ok(meta_lookup_inode(m, META_ROOT_INO, "g", &mi) == 0 && mi.ino == g && listed(m, g) == 0,
+	   "noxattr: a lookup of an inode without");
+	is_int(meta_lookup_inode(m, META_ROOT_INO, "h", &mi), -ENOENT, "noxattr: no such name");
+	is_int(meta_xattr_set(m, g, "user.b", "2", 1, XATTR_CREATE), 0,
+	       "noxattr: set one after the lookup");
+	ok(has_xattr(m, g, "user.b"), "noxattr: it is seen at once");
+
+	/* A removal undone with its savepoint. */
+	is_int(meta_sync(m), 0, "noxattr: synced");
+	tap_require(meta_op_begin(m) == 0);
+	is_int(meta_xattr_remove(m, g, "user.b"), 0, "noxattr: removed in a savepoint");
+	is_int(listed(m, g), 0, "noxattr: none left");
+	meta_op_end(m, -EIO);
+	ok(has_xattr(m, g, "user.b") && listed(m, g) == strlen("user.b") + 1,
+	   "noxattr: back when the savepoint is undone");
+
+	/* A removal undone with the batch. */
+	is_int(meta_xattr_remove(m, f, "user.a"), 0, "noxattr: removed in the batch");
+	is_int(listed(m, f), 0, "noxattr: none left");
+	meta_abandon(m, "test");
+	ok(has_xattr(m, f, "user.a") && listed(m, f) == strlen("user.a") + 1,
+	   "noxattr: back when the batch is abandoned");
 	meta_close(m);
 }
 
@@ -1277,6 +1337,7 @@ int main(int argc, char **argv)
 	test_stage();
 	test_lost_batch();
 	test_precommit();
+	test_noxattr();
 	test_tree();
 	test_touch_parents();
 	test_durability();
