@@ -849,36 +849,37 @@ int meta_symlink_get(struct meta *m, uint64_t ino, char **ret)
 
 /* ---- directory entries ---- */
 
-int meta_lookup(struct meta *m, uint64_t parent, const char *name, uint64_t *ret_ino)
+/* Bind (parent, name) to a lookup statement and step it: 0 at its row, -ENOENT without
+ * one. The caller holds the lock and resets s. */
+static int lookup_row(struct meta *m, sqlite3_stmt *s, uint64_t parent, const char *name)
 {
 	size_t len;
 	int r = check_name(name, &len);
 	if (r < 0)
 		return r;
-	LOCKED(m);
-	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_LOOKUP];
 	bind_u64(s, 1, parent);
 	sqlite3_bind_blob(s, 2, name, (int)len, SQLITE_STATIC);
 	r = meta_row(m, s, "looking up a name");
-	if (r <= 0)
-		return r < 0 ? r : -ENOENT;
-	*ret_ino = col_u64(s, 0);
-	return 0;
+	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+}
+
+int meta_lookup(struct meta *m, uint64_t parent, const char *name, uint64_t *ret_ino)
+{
+	LOCKED(m);
+	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_LOOKUP];
+	int r = lookup_row(m, s, parent, name);
+	if (r >= 0)
+		*ret_ino = col_u64(s, 0);
+	return r;
 }
 
 int meta_lookup_inode(struct meta *m, uint64_t parent, const char *name, struct meta_inode *ret)
 {
-	size_t len;
-	int r = check_name(name, &len);
-	if (r < 0)
-		return r;
 	LOCKED(m);
 	_cleanup_stmt_ sqlite3_stmt *s = m->st[ST_LOOKUP_INODE];
-	bind_u64(s, 1, parent);
-	sqlite3_bind_blob(s, 2, name, (int)len, SQLITE_STATIC);
-	r = meta_row(m, s, "looking up a name");
-	if (r <= 0)
-		return r < 0 ? r : -ENOENT;
+	int r = lookup_row(m, s, parent, name);
+	if (r < 0)
+		return r;
 	inode_from_row(s, col_u64(s, 9), ret);
 	if (sqlite3_column_int64(s, 10) == 0)
 		noxattr_note(m, ret->ino);

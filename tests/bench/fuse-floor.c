@@ -180,6 +180,16 @@ static void reply_err(fuse_req_t req, int err)
 	fuse_reply_err(req, err);
 }
 
+/* Take the lock and find ino's node; NULL, unlocked and answered ENOENT, if it has none. */
+static struct node *node_lock(fuse_req_t req, fuse_ino_t ino)
+{
+	pthread_mutex_lock(&mu);
+	struct node *n = node_get(ino);
+	if (!n)
+		reply_err(req, ENOENT);
+	return n;
+}
+
 static void fl_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)cairn_fuse_conn_want(conn);
@@ -205,12 +215,9 @@ static void fl_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 
 static void fl_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	pthread_mutex_lock(&mu);
-	struct node *n = node_get(ino);
-	if (!n) {
-		reply_err(req, ENOENT);
+	struct node *n = node_lock(req, ino);
+	if (!n)
 		return;
-	}
 	struct stat st = n->st;
 	pthread_mutex_unlock(&mu);
 	fuse_reply_attr(req, &st, TIMEOUT);
@@ -219,12 +226,9 @@ static void fl_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void fl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int to_set,
 		       struct fuse_file_info *fi)
 {
-	pthread_mutex_lock(&mu);
-	struct node *n = node_get(ino);
-	if (!n) {
-		reply_err(req, ENOENT);
+	struct node *n = node_lock(req, ino);
+	if (!n)
 		return;
-	}
 	struct timespec now;
 	now_ts(&now);
 	if (to_set & FUSE_SET_ATTR_MODE)
@@ -446,12 +450,9 @@ static void fl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void fl_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	pthread_mutex_lock(&mu);
-	struct node *n = node_get(ino);
-	if (!n) {
-		reply_err(req, ENOENT);
+	struct node *n = node_lock(req, ino);
+	if (!n)
 		return;
-	}
 	if (off + (off_t)size > n->st.st_size)
 		n->st.st_size = off + (off_t)size;
 	pthread_mutex_unlock(&mu);
@@ -515,12 +516,9 @@ static struct xattr **xattr_find(struct node *n, const char *name)
 static void fl_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	pthread_mutex_lock(&mu);
-	struct node *n = node_get(ino);
-	if (!n) {
-		reply_err(req, ENOENT);
+	struct node *n = node_lock(req, ino);
+	if (!n)
 		return;
-	}
 	struct xattr **x = xattr_find(n, name);
 	if ((*x && (flags & XATTR_CREATE)) || (!*x && (flags & XATTR_REPLACE))) {
 		reply_err(req, *x ? EEXIST : ENODATA);
@@ -580,12 +578,9 @@ static void fl_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char buf[65536];
 	size_t len = 0;
-	pthread_mutex_lock(&mu);
-	struct node *n = node_get(ino);
-	if (!n) {
-		reply_err(req, ENOENT);
+	struct node *n = node_lock(req, ino);
+	if (!n)
 		return;
-	}
 	for (struct xattr *x = n->xattrs; x; x = x->next) {
 		size_t l = strlen(x->name) + 1;
 		if (len + l > sizeof(buf)) {
