@@ -679,24 +679,33 @@ static void inode_from_row(sqlite3_stmt *s, uint64_t ino, struct meta_inode *ret
 	};
 }
 
-/* ---- inodes known to have no xattrs (struct meta's noxattr) ---- */
+/* ---- sets of inodes (struct meta_ino_slot) ---- */
 
+static bool slots_has(const struct meta_ino_slot *v, size_t n, uint64_t ino, uint64_t gen)
+{
+	return v[ino % n].ino == ino && v[ino % n].gen == gen;
+}
+
+static void slots_put(struct meta_ino_slot *v, size_t n, uint64_t ino, uint64_t gen)
+{
+	v[ino % n] = (struct meta_ino_slot){.ino = ino, .gen = gen};
+}
+
+static void slots_drop(struct meta_ino_slot *v, size_t n, uint64_t ino)
+{
+	if (v[ino % n].ino == ino)
+		v[ino % n].ino = 0;
+}
+
+/* Inodes known to have no xattrs (struct meta's noxattr). */
 static bool noxattr_known(struct meta *m, uint64_t ino)
 {
-	return m->noxattr[ino % META_NOXATTR_SLOTS].ino == ino &&
-	       m->noxattr[ino % META_NOXATTR_SLOTS].gen == m->xattr_gen;
+	return slots_has(m->noxattr, META_NOXATTR_SLOTS, ino, m->xattr_gen);
 }
 
 static void noxattr_note(struct meta *m, uint64_t ino)
 {
-	m->noxattr[ino % META_NOXATTR_SLOTS].ino = ino;
-	m->noxattr[ino % META_NOXATTR_SLOTS].gen = m->xattr_gen;
-}
-
-static void noxattr_drop(struct meta *m, uint64_t ino)
-{
-	if (m->noxattr[ino % META_NOXATTR_SLOTS].ino == ino)
-		m->noxattr[ino % META_NOXATTR_SLOTS].ino = 0;
+	slots_put(m->noxattr, META_NOXATTR_SLOTS, ino, m->xattr_gen);
 }
 
 int meta_inode_get(struct meta *m, uint64_t ino, struct meta_inode *ret)
@@ -717,7 +726,7 @@ static int inode_insert_locked(struct meta *m, uint64_t ino, const struct meta_i
 	if (r < 0)
 		return r;
 	sqlite3_stmt *s = m->st[ST_INODE_INSERT];
-	m->touched[ino % META_TOUCHED_SLOTS].ino = 0; /* a number used before is not touched */
+	slots_drop(m->touched, META_TOUCHED_SLOTS, ino); /* a number used before: untouched */
 	bind_inode(s, ino, i);
 	r = meta_run(m, s, "inserting an inode");
 	if (r >= 0 && ino >= m->next_ino)
@@ -1091,7 +1100,7 @@ int meta_xattr_set(struct meta *m, uint64_t ino, const char *name, const void *v
 	else
 		st = ST_XATTR_UPSERT;
 	LOCKED(m);
-	noxattr_drop(m, ino);
+	slots_drop(m->noxattr, META_NOXATTR_SLOTS, ino);
 	sqlite3_stmt *s = m->st[st];
 	bind_u64(s, 1, ino);
 	sqlite3_bind_blob(s, 2, name, (int)strlen(name), SQLITE_STATIC);
@@ -1208,17 +1217,14 @@ static int tree_invalidate_locked(struct meta *m, uint64_t dir)
 
 static bool touched(struct meta *m, uint64_t ino)
 {
-	return m->touched[ino % META_TOUCHED_SLOTS].ino == ino &&
-	       m->touched[ino % META_TOUCHED_SLOTS].gen == m->tree_gen;
+	return slots_has(m->touched, META_TOUCHED_SLOTS, ino, m->tree_gen);
 }
 
 /* ino was touched at tree generation gen, and nothing failed or was set since. */
 static void touched_note(struct meta *m, uint64_t ino, uint64_t gen)
 {
-	if (gen != m->tree_gen)
-		return;
-	m->touched[ino % META_TOUCHED_SLOTS].ino = ino;
-	m->touched[ino % META_TOUCHED_SLOTS].gen = gen;
+	if (gen == m->tree_gen)
+		slots_put(m->touched, META_TOUCHED_SLOTS, ino, gen);
 }
 
 int meta_tree_invalidate(struct meta *m, uint64_t dir)

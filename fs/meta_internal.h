@@ -15,6 +15,13 @@
 #define META_TOUCHED_SLOTS 1024
 #define META_NOXATTR_SLOTS 4096
 
+/* A direct-mapped set of inode numbers: slot ino % size holds ino while its gen is the
+ * current generation of what it records, so changing that generation empties the set
+ * (meta.c: slots_has, slots_put, slots_drop). */
+struct meta_ino_slot {
+	uint64_t ino, gen;
+};
+
 /* Prepared once at open and kept (SQLITE_PREPARE_PERSISTENT). */
 enum stmt {
 	ST_BEGIN,
@@ -90,18 +97,14 @@ struct meta {
 	 * changes whenever a cleared tree may be set again: meta_tree_set, and any failure (a
 	 * savepoint or the whole batch rolled back). */
 	uint64_t tree_gen;
-	struct {
-		uint64_t ino, gen;
-	} touched[META_TOUCHED_SLOTS];
+	struct meta_ino_slot touched[META_TOUCHED_SLOTS];
 	/* Inodes known to have no xattrs, direct-mapped, so that the kernel's xattr requests
 	 * after a lookup or a create (an ACL, security.capability before a write, rsync's
 	 * listxattr) run no statement. Noted by meta_lookup_inode, an empty list and
 	 * meta_inode_create; a write of an inode's xattrs drops its slot, and xattr_gen
 	 * changes whenever a write may have been undone (a savepoint or the batch). */
 	uint64_t xattr_gen;
-	struct {
-		uint64_t ino, gen;
-	} noxattr[META_NOXATTR_SLOTS];
+	struct meta_ino_slot noxattr[META_NOXATTR_SLOTS];
 };
 
 /* Step a statement that returns no rows (or whose rows are ignored) and reset it. */

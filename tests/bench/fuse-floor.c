@@ -333,26 +333,32 @@ static void fl_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const cha
 	reply_entry(req, ino);
 }
 
-static void fl_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* Take the lock and find the entry name in parent; NULL, unlocked and answered ENOENT, if
+ * there is none. */
+static struct dent **dent_lock(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	pthread_mutex_lock(&mu);
 	struct dent **d = dent_find(parent, name);
-	if (!*d) {
-		reply_err(req, ENOENT);
+	if (*d)
+		return d;
+	reply_err(req, ENOENT);
+	return NULL;
+}
+
+static void fl_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct dent **d = dent_lock(req, parent, name);
+	if (!d)
 		return;
-	}
 	dent_drop(d);
 	reply_err(req, 0);
 }
 
 static void fl_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	pthread_mutex_lock(&mu);
-	struct dent **d = dent_find(parent, name);
-	if (!*d) {
-		reply_err(req, ENOENT);
+	struct dent **d = dent_lock(req, parent, name);
+	if (!d)
 		return;
-	}
 	struct node *n = nodes[(*d)->ino];
 	if (!S_ISDIR(n->st.st_mode) || n->children) {
 		reply_err(req, S_ISDIR(n->st.st_mode) ? ENOTEMPTY : ENOTDIR);
